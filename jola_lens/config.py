@@ -1,0 +1,103 @@
+"""JoLAConfig: the shape and constants of one JoLA edit, validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+EDIT_KINDS = ("additive", "multiplicative")
+
+
+@dataclass(frozen=True)
+class JoLAConfig:
+    """Everything needed to rebuild a JoLA edit's parameters.
+
+    Shapes follow the model: ``n_layers`` x ``n_heads`` query heads of ``d_head`` each.
+    ``layers`` restricts editing to a subset (default: all layers). The gate constants are the
+    Hard Concrete ones of the spec (beta = temperature, [gamma, zeta] = stretch interval).
+    ``additive`` / ``multiplicative`` / ``gated`` switch parts of the method off for ablations.
+    """
+
+    n_layers: int
+    n_heads: int
+    d_head: int
+    layers: tuple[int, ...] | None = None
+    additive: bool = True
+    multiplicative: bool = True
+    gated: bool = True
+    init_std: float = 1e-3
+    beta: float = 0.33
+    gamma: float = -0.1
+    zeta: float = 1.1
+    eps: float = 1e-6
+    base_model: str | None = None
+    architecture: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "n_heads", "d_head"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"JoLAConfig.{name} must be a positive integer, got {value!r}")
+        if self.layers is not None:
+            layers = tuple(int(layer) for layer in self.layers)
+            if not layers:
+                raise ValueError("JoLAConfig.layers is empty: pass None to edit every layer")
+            if len(set(layers)) != len(layers):
+                raise ValueError(f"JoLAConfig.layers has duplicates: {layers}")
+            bad = [layer for layer in layers if not 0 <= layer < self.n_layers]
+            if bad:
+                raise ValueError(f"JoLAConfig.layers {bad} outside [0, {self.n_layers})")
+            object.__setattr__(self, "layers", tuple(sorted(layers)))
+        if not (self.additive or self.multiplicative):
+            raise ValueError("JoLAConfig: at least one of additive / multiplicative must be on")
+        if not self.init_std >= 0:
+            raise ValueError(f"JoLAConfig.init_std must be >= 0, got {self.init_std}")
+        if not self.beta > 0:
+            raise ValueError(f"JoLAConfig.beta (temperature) must be > 0, got {self.beta}")
+        if not self.gamma < 0:
+            raise ValueError(f"JoLAConfig.gamma must be < 0 (gates must reach exactly 0), got {self.gamma}")
+        if not self.zeta > 1:
+            raise ValueError(f"JoLAConfig.zeta must be > 1 (gates must reach exactly 1), got {self.zeta}")
+        if not 0 < self.eps < 0.5:
+            raise ValueError(f"JoLAConfig.eps must be in (0, 0.5), got {self.eps}")
+
+    @property
+    def edited_layers(self) -> tuple[int, ...]:
+        """The layers this edit touches, ascending."""
+        return self.layers if self.layers is not None else tuple(range(self.n_layers))
+
+    @property
+    def edit_kinds(self) -> tuple[str, ...]:
+        """The edit kinds switched on, in canonical order."""
+        return tuple(kind for kind in EDIT_KINDS if getattr(self, kind))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(n_layers, n_heads, d_head) of the model this edit fits."""
+        return (self.n_layers, self.n_heads, self.d_head)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["layers"] = list(self.layers) if self.layers is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "JoLAConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown JoLAConfig fields {unknown}; known: {sorted(known)}")
+        data = dict(data)
+        if data.get("layers") is not None:
+            data["layers"] = tuple(data["layers"])
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def replace(self, **changes: Any) -> "JoLAConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)

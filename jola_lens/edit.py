@@ -1,0 +1,210 @@
+"""JoLAEdit: the gated additive and multiplicative head edits, held as whole tensors.
+
+    z'[l, h] = (1 + g_m[l, h] * m[l, h]) * z[l, h] + g_a[l, h] * a[l, h]
+
+Backends only find the edit sites and call ``edit(z, layer)``; all the edit math lives here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from jola_lens import gates as hc
+from jola_lens.config import EDIT_KINDS, JoLAConfig
+
+if TYPE_CHECKING:
+    from jola_lens.backends.base import Attachment
+
+
+class EditShapeError(ValueError):
+    """An edit was used with a model of another shape."""
+
+
+class JoLAEdit(nn.Module):
+    """Parameters of one JoLA edit.
+
+    ``additive`` / ``multiplicative``: [edited layers, heads, d_head] vectors (N(0, init_std));
+    ``additive_gate_logits`` / ``multiplicative_gate_logits``: [edited layers, heads] Hard Concrete
+    logits (uniform in +-sqrt(6 / (1 + heads))). Gates are sampled in training mode, deterministic in eval.
+    """
+
+    def __init__(self, config: JoLAConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self._row = {layer: row for row, layer in enumerate(config.edited_layers)}
+        n_rows, n_heads, d_head = len(self._row), config.n_heads, config.d_head
+        bound = math.sqrt(6.0 / (1 + n_heads))
+        for kind in config.edit_kinds:
+            vector = torch.randn(n_rows, n_heads, d_head, generator=generator) * config.init_std
+            self.register_parameter(kind, nn.Parameter(vector))
+            if config.gated:
+                logits = (torch.rand(n_rows, n_heads, generator=generator) * 2 - 1) * bound
+                self.register_parameter(f"{kind}_gate_logits", nn.Parameter(logits))
+
+    @classmethod
+    def for_model(cls, model: object, *, seed: int | None = None, **config_fields: object) -> "JoLAEdit":
+        """An edit sized for ``model`` (a HF model, a TransformerBridge or an nnsight model)."""
+        from jola_lens.architectures import find_head_sites, unwrap_hf_model
+
+        sites = find_head_sites(model)
+        hf_model = unwrap_hf_model(model)
+        config_fields.setdefault("base_model", getattr(hf_model.config, "_name_or_path", None) or None)
+        config_fields.setdefault("architecture", sites.model_type)
+        config = JoLAConfig(n_layers=sites.n_layers, n_heads=sites.n_heads, d_head=sites.d_head, **config_fields)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return cls(config, generator=generator)
+
+    # ---- gates ---------------------------------------------------------------------------------
+    def gate_logits(self, kind: str) -> Float[Tensor, "layer head"] | None:
+        return getattr(self, f"{kind}_gate_logits", None)
+
+    def _layer_gate(self, kind: str, row: int) -> Float[Tensor, "head"] | None:
+        logits = self.gate_logits(kind)
+        if logits is None:
+            return None
+        c = self.config
+        if self.training:
+            return hc.sample_gates(logits[row], c.beta, c.gamma, c.zeta, c.eps)
+        return hc.deterministic_gates(logits[row], c.gamma, c.zeta)
+
+    def gates(self) -> dict[str, Float[Tensor, "layer head"]]:
+        """Deterministic (evaluation) gate values per edit kind; all ones where the edit is ungated."""
+        c = self.config
+        out = {}
+        for kind in c.edit_kinds:
+            logits = self.gate_logits(kind)
+            if logits is None:
+                out[kind] = torch.ones(len(self._row), c.n_heads)
+            else:
+                out[kind] = hc.deterministic_gates(logits.detach(), c.gamma, c.zeta)
+        return out
+
+    def prob_nonzero(self) -> dict[str, Float[Tensor, "layer head"]]:
+        """P(g != 0) per edit kind (ones where the edit is ungated)."""
+        c = self.config
+        out = {}
+        for kind in c.edit_kinds:
+            logits = self.gate_logits(kind)
+            out[kind] = (
+                torch.ones(len(self._row), c.n_heads) if logits is None
+                else hc.prob_nonzero(logits.detach(), c.beta, c.gamma, c.zeta)
+            )
+        return out
+
+    def penalty(self, lam: float) -> Tensor:
+        """Expected-L0 penalty: [lam * sum_l mean_h P(g_a != 0) + (1 - lam) * sum_l mean_h P(g_m != 0)] / (L * H)."""
+        c = self.config
+        total = torch.zeros(())
+        weights = {"additive": lam, "multiplicative": 1.0 - lam}
+        for kind in c.edit_kinds:
+            logits = self.gate_logits(kind)
+            if logits is not None:
+                p = hc.prob_nonzero(logits, c.beta, c.gamma, c.zeta)
+                total = total + weights[kind] * p.mean(dim=1).sum()
+        return total / (len(self._row) * c.n_heads)
+
+    def selected_heads(self) -> dict[str, Tensor]:
+        """Boolean [layer, head] masks of the heads each edit kind changes at evaluation (gate > 0)."""
+        return {kind: gate > 0 for kind, gate in self.gates().items()}
+
+    # ---- the edit --------------------------------------------------------------------------------
+    def edits_layer(self, layer: int) -> bool:
+        return layer in self._row
+
+    def forward(self, z: Float[Tensor, "batch pos head d_head"], layer: int) -> Float[Tensor, "batch pos head d_head"]:
+        """Edit one layer's per-head attention outputs (gates sampled once per call in training)."""
+        row = self._row[layer]
+        if "multiplicative" in self._parameters:
+            scale = self.multiplicative[row]
+            gate = self._layer_gate("multiplicative", row)
+            if gate is not None:
+                scale = gate[:, None] * scale
+            z = z * (1 + scale.to(z.dtype))
+        if "additive" in self._parameters:
+            shift = self.additive[row]
+            gate = self._layer_gate("additive", row)
+            if gate is not None:
+                shift = gate[:, None] * shift
+            z = z + shift.to(z.dtype)
+        return z
+
+    @torch.no_grad()
+    def affine_terms(self, layer: int) -> tuple[Float[Tensor, "head d_head"], Float[Tensor, "head d_head"]]:
+        """The deterministic edit of one layer as ``z' = scale * z + shift`` (used by merge)."""
+        row = self._row[layer]
+        c = self.config
+        scale = torch.ones(c.n_heads, c.d_head)
+        shift = torch.zeros(c.n_heads, c.d_head)
+        gates = self.gates()
+        if "multiplicative" in self._parameters:
+            scale = 1 + gates["multiplicative"][row, :, None] * self.multiplicative[row].detach().float()
+        if "additive" in self._parameters:
+            shift = gates["additive"][row, :, None] * self.additive[row].detach().float()
+        return scale, shift
+
+    def num_trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def check_fits(self, shape: tuple[int, int, int], model_name: str = "the model") -> None:
+        """Raise :class:`EditShapeError` unless this edit was made for a model of ``shape``."""
+        if tuple(shape) != self.config.shape:
+            raise EditShapeError(
+                f"this JoLA edit was made for a model with (layers, heads, d_head) = {self.config.shape}"
+                f" (base model {self.config.base_model!r}), but {model_name} has {tuple(shape)}. "
+                "Create a new edit with JoLAEdit.for_model(model), or load the model this edit was trained on."
+            )
+
+    # ---- using it on a model -------------------------------------------------------------------
+    def attach(self, model: object) -> "Attachment":
+        """Hook this edit into ``model`` (HF model, TransformerBridge or nnsight model) until ``.remove()``."""
+        from jola_lens.backends import attach
+
+        return attach(model, self)
+
+    @contextmanager
+    def attached(self, model: object) -> Iterator["JoLAEdit"]:
+        """``with edit.attached(model): ...`` edits every forward pass (and generated token) inside the block."""
+        attachment = self.attach(model)
+        try:
+            yield self
+        finally:
+            attachment.remove()
+
+    def fwd_hooks(self) -> list:
+        """``(hook_name, fn)`` pairs for TransformerLens ``run_with_hooks`` / ``hooks(fwd_hooks=...)``."""
+        from jola_lens.backends.transformer_lens import fwd_hooks
+
+        return fwd_hooks(self)
+
+    def merge_into(self, model: nn.Module) -> nn.Module:
+        """Fold the deterministic edit into ``model``'s output projections (in place) and return it."""
+        from jola_lens.merge import merge_edit
+
+        return merge_edit(model, self)
+
+    # ---- files -----------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        from jola_lens.serialization import save_edit
+
+        save_edit(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> "JoLAEdit":
+        from jola_lens.serialization import load_edit
+
+        return load_edit(directory)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"layers={len(self._row)}/{c.n_layers}, heads={c.n_heads}, d_head={c.d_head}, "
+                f"kinds={c.edit_kinds}, gated={c.gated}")
+
+
+__all__ = ["JoLAEdit", "EditShapeError", "EDIT_KINDS"]

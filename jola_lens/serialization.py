@@ -1,0 +1,58 @@
+"""save_pretrained / from_pretrained for JoLA edits: a JSON config and safetensors tensors, no pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from jola_lens import atomic
+from jola_lens.config import JoLAConfig
+from jola_lens.edit import JoLAEdit
+
+CONFIG_NAME = "jola_config.json"
+WEIGHTS_NAME = "jola_edit.safetensors"
+FORMAT_VERSION = 1
+
+
+def save_edit(edit: JoLAEdit, directory: str | os.PathLike) -> None:
+    """Write ``jola_config.json`` and ``jola_edit.safetensors`` into ``directory`` (each atomically)."""
+    from jola_lens import __version__
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {name: p.detach().cpu().contiguous().float() for name, p in edit.named_parameters()}
+    with atomic.atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "jola_lens", "format_version": str(FORMAT_VERSION)})
+    record = {"format_version": FORMAT_VERSION, "library_version": __version__, **edit.config.to_dict()}
+    atomic.write_json(directory / CONFIG_NAME, record)
+
+
+def load_edit(directory: str | os.PathLike) -> JoLAEdit:
+    """Rebuild an edit written by :func:`save_edit`, in eval mode (deterministic gates)."""
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} not found: a saved JoLA edit is a folder holding {CONFIG_NAME} and {WEIGHTS_NAME} "
+                "(written by JoLAEdit.save_pretrained)"
+            )
+    try:
+        record = json.loads(config_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{config_path} is not valid JSON ({error}); the edit file is damaged") from error
+    version = record.pop("format_version", None)
+    record.pop("library_version", None)
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{config_path}: format_version {version!r} is not supported (expected {FORMAT_VERSION})")
+    edit = JoLAEdit(JoLAConfig.from_dict(record))
+    tensors = load_file(str(weights_path))
+    expected = {name: tuple(p.shape) for name, p in edit.named_parameters()}
+    found = {name: tuple(t.shape) for name, t in tensors.items()}
+    if expected != found:
+        raise ValueError(f"{weights_path} holds tensors {found}, but its config describes {expected}")
+    edit.load_state_dict(tensors)
+    return edit.eval()
