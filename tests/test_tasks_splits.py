@@ -58,8 +58,9 @@ def test_empty_split_is_a_clear_error(tmp_path):
     assert task.available_splits() == ("train", "test")
     with pytest.raises(ValueError, match="has no 'validation' split"):
         task.load_split("validation")
-    with pytest.raises(ValueError, match="training pool has 1 distinct examples"):
-        task.splits(train_size=1, val_size=1)
+    with pytest.raises(ValueError, match="training pool has 1 distinct examples, fewer than train_size=2"):
+        task.splits(train_size=2, val_size=1)
+    assert task.splits(train_size=1, val_size=1).validation == []  # validation shrinks to what is left
     four = tmp_path / "four.jsonl"  # carved 70/10/20: 3 train, 0 validation, 1 test
     four.write_text("".join(f'{{"input": "q{i}", "output": "a{i}"}}\n' for i in range(4)))
     with pytest.raises(ValueError, match="'validation' split from local:.* is empty"):

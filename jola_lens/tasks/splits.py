@@ -67,6 +67,9 @@ def sample_splits(name: str, pool: Sequence[Example], test: Sequence[Example], *
                   val_size: int, seed: int) -> TaskSplits:
     """Draw disjoint train/validation samples from `pool` with `random.Random(seed)`; keep all of `test`.
 
+    When the pool holds `train_size` examples but not `val_size` more, the validation sample takes what is left
+    (with a warning): it only picks the checkpoint. Too few for `train_size` is an error.
+
     Pool items whose instruction occurs in `test` are dropped. Pool items sharing one instruction (e.g. the
     several references of one GEM input) count as one candidate, represented by its first item, so the
     train and validation samples never share an input."""
@@ -87,10 +90,13 @@ def sample_splits(name: str, pool: Sequence[Example], test: Sequence[Example], *
         logger.warning("%s: dropped %d training-pool item(s) whose instruction also occurs in the test set",
                        name, dropped)
     candidates = list(groups.values())
-    needed = train_size + val_size
-    if needed > len(candidates):
+    if train_size > len(candidates):
         raise ValueError(f"{name}: the training pool has {len(candidates)} distinct examples"
-                         f"{f' (after dropping {dropped} that overlap the test set)' if dropped else ''}, but "
-                         f"train_size={train_size} + val_size={val_size} = {needed}; ask for fewer")
-    drawn = random.Random(seed).sample(candidates, needed)
+                         f"{f' (after dropping {dropped} that overlap the test set)' if dropped else ''}, fewer "
+                         f"than train_size={train_size}; ask for at most {len(candidates)}")
+    if train_size + val_size > len(candidates):
+        logger.warning("%s: the training pool has %d examples; the validation sample shrinks from %d to %d",
+                       name, len(candidates), val_size, len(candidates) - train_size)
+        val_size = len(candidates) - train_size
+    drawn = random.Random(seed).sample(candidates, train_size + val_size)
     return TaskSplits(train=drawn[:train_size], validation=drawn[train_size:], test=list(test))
