@@ -20,10 +20,12 @@ $(VENV)/.jola-installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/jola-lens train --output_dir $(DEMO_DIR) --overwrite \
-		--task extra/SST-2 --formulation text --train_size 200 --num_epoch 2 \
-		--gate_lr 0.1 --penalty_scale 10 --scoring likelihood --limit 300
-	$(VENV)/bin/jola-lens analyze $(DEMO_DIR) --output $(DEMO_DIR)/figures
+	$(VENV)/bin/jola-lens eval --task extra/SST-2 --formulation text --scoring likelihood --limit 300 \
+		--eval_batch 8 --output_dir $(DEMO_DIR)/zero-shot --output_file_name $(DEMO_DIR)/results.jsonl
+	$(VENV)/bin/jola-lens train --task extra/SST-2 --formulation text --train_size 200 --num_epoch 2 \
+		--gate_lr 0.1 --penalty_scale 10 --run_mode train_eval --scoring likelihood --limit 300 --eval_batch 8 \
+		--output_dir $(DEMO_DIR)/jola --overwrite --output_file_name $(DEMO_DIR)/results.jsonl
+	$(VENV)/bin/jola-lens analyze $(DEMO_DIR)/jola --output $(DEMO_DIR)/figures
 
 test: setup
 	$(PY) -m pytest -q --timeout 900 tests

@@ -1,0 +1,7 @@
+"""``python -m jola_lens`` = the ``jola-lens`` command."""
+
+import sys
+
+from jola_lens.cli import main
+
+sys.exit(main())

@@ -1,0 +1,79 @@
+"""TrainConfig: the hyperparameters of one JoLA training run (the paper's values by default), validated."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from jola_lens.gates import SCHEDULES
+
+SAVE_STRATEGIES = ("best", "last", "no")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train an edit.
+
+    The defaults are the paper's protocol: AdamW (weight decay 0) at lr 5e-3, cosine schedule with 50
+    warm-up steps, batch 8, 20 epochs, sequences of at most 400 tokens, the ``expon`` gate scheduler,
+    validation every epoch, the lowest-validation-loss epoch kept, early stopping after 2 epochs without
+    improvement, seed 42. ``gate_lr`` (default: ``lr``) is the learning rate of the gate logits;
+    ``penalty_scale`` multiplies the spec's gate penalty (which is already divided by layers x heads).
+    ``max_grad_norm`` clips the global gradient norm (1.0 is the Hugging Face Trainer default the reference
+    code inherits; 0 switches clipping off). ``patience`` 0 switches early stopping off.
+    ``gate_lambda`` is the constant lam of the ``none`` scheduler.
+    """
+
+    lr: float = 5e-3
+    gate_lr: float | None = None
+    train_batch: int = 8
+    eval_batch: int = 1
+    num_epoch: int = 20
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 400
+    gate_scheduler: str = "expon"
+    gate_lambda: float = 0.0
+    penalty_scale: float = 1.0
+    patience: int = 2
+    save_strategy: str = "best"
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.gate_lr is None:
+            object.__setattr__(self, "gate_lr", self.lr)
+        for name in ("lr", "gate_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("train_batch", "eval_batch", "num_epoch"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("warmup_steps", "patience", "seed"):
+            _check_int(name, getattr(self, name), minimum=0)
+        _check_int("max_length", self.max_length, minimum=2)
+        for name in ("weight_decay", "max_grad_norm", "penalty_scale"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.gate_scheduler not in SCHEDULES:
+            raise ValueError(f"unknown gate_scheduler {self.gate_scheduler!r}; choose one of {SCHEDULES}")
+        if not 0 <= self.gate_lambda <= 1:
+            raise ValueError(f"gate_lambda must be in [0, 1], got {self.gate_lambda}")
+        if self.save_strategy not in SAVE_STRATEGIES:
+            raise ValueError(f"unknown save_strategy {self.save_strategy!r}; choose one of {SAVE_STRATEGIES}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

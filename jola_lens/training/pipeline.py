@@ -1,0 +1,290 @@
+"""Whole runs behind ``jola-lens train`` and ``jola-lens eval``: load the model and task, train, evaluate,
+and write the run folder (config.json, edit/, train_log.jsonl, gates/, predictions.jsonl, metrics.json)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jola_lens import __version__, atomic
+from jola_lens.edit import JoLAEdit
+from jola_lens.evaluation import EvalResult, evaluate, scoring_methods
+from jola_lens.models import DEFAULT_MODEL, load_model
+from jola_lens.run_folder import RunFolder
+from jola_lens.tasks import get_task
+from jola_lens.tasks.base import Task
+from jola_lens.tasks.encoding import encode_example
+from jola_lens.tasks.examples import Example
+from jola_lens.tasks.prompts import PROMPT_STYLES
+from jola_lens.tasks.splits import check_no_overlap
+from jola_lens.training.backend import BACKENDS, Backend, make_backend
+from jola_lens.training.config import TrainConfig
+from jola_lens.training.output_dir import flatten, prepare_output_dir, train_items_path
+from jola_lens.training.trainer import Trainer, TrainResult
+
+logger = logging.getLogger(__name__)
+
+APPLIED_MODULES = ("attention",)
+RUN_MODES = ("train", "eval", "train_eval")
+SOURCES = ("auto", "local", "embedded", "hub")
+FORMULATIONS = ("label", "text")
+DEVICES = ("auto", "cpu", "cuda")
+LOCATION_FIELDS = ("data_dir", "device")  # where things are, not what the run is
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a run trains or evaluates on: task, model, backend, data formulation and sampling."""
+
+    task: str = "extra/SST-2"
+    subtask: str | None = None
+    model: str | None = None
+    backend: str = "hf"
+    formulation: str = "label"
+    prompt_style: str = "alpaca"
+    source: str = "auto"
+    applied_module: str = "attention"
+    train_size: int = 200
+    val_size: int = 200
+    data_dir: str | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.applied_module not in APPLIED_MODULES:
+            raise ValueError(f"applied_module {self.applied_module!r} is not supported: jola_lens edits attention-head "
+                             "outputs only (the paper's 'attention'); MLP or residual edits are not implemented")
+        for name, allowed in (("backend", BACKENDS), ("formulation", FORMULATIONS), ("prompt_style", PROMPT_STYLES),
+                              ("source", SOURCES), ("device", DEVICES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {allowed}")
+        for name in ("train_size", "val_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    def identity(self, train: TrainConfig) -> dict[str, Any]:
+        """The settings that define a run's result (compared before resuming it)."""
+        spec = {k: v for k, v in asdict(self).items() if k not in LOCATION_FIELDS}
+        return spec | {"train": train.to_dict()}
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+@dataclass
+class RunOutcome:
+    """What a run produced: the run folder, metrics.json's sections and where the results line went."""
+
+    output_dir: Path
+    metrics: dict[str, Any]
+    results_file: Path | None
+    seconds: float
+    resumed: bool = False
+
+
+def load_task(spec: RunSpec) -> Task:
+    return get_task(spec.task, subtask=spec.subtask, data_dir=spec.data_dir, source=spec.source,
+                    formulation=spec.formulation)
+
+
+def load_backend(spec: RunSpec) -> tuple[Backend, Any]:
+    """The frozen model on ``spec``'s device, wrapped for ``spec.backend``, and its tokenizer."""
+    model, tokenizer = load_model(spec.model)
+    model.to(spec.torch_device())
+    return make_backend(spec.backend, model, tokenizer), tokenizer
+
+
+# ---- train -------------------------------------------------------------------------------------------
+def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run_mode: str = "train",
+              scoring: str = "generation", limit: int | None = None, results_file: str | Path | None = None,
+              overwrite: bool = False, resume: bool = False, progress: bool = True) -> RunOutcome:
+    """Train an edit into the run folder ``output_dir`` (resuming it when it holds this very run), then
+    evaluate it on the test set when ``run_mode`` is 'train_eval' ('eval' only evaluates the saved run)."""
+    if run_mode not in RUN_MODES:
+        raise ValueError(f"unknown run_mode {run_mode!r}; choose one of {RUN_MODES}")
+    scoring_methods(scoring)
+    folder = RunFolder(output_dir)
+    if run_mode == "eval":
+        return eval_run(folder.root, scoring=scoring, limit=limit, results_file=results_file, progress=progress,
+                        overrides={"backend": spec.backend, "device": spec.device, "data_dir": spec.data_dir},
+                        eval_batch=config.eval_batch)
+    start = time.monotonic()
+    task = load_task(spec)
+    splits = task.splits(train_size=spec.train_size, val_size=spec.val_size, seed=config.seed)
+    logger.info("%s (%s source, %s targets): %d training, %d validation, %d test examples", task.name, task.source,
+                task.formulation, len(splits.train), len(splits.validation), len(splits.test))
+    identity = spec.identity(config)
+    prepare_output_dir(folder, identity, overwrite=overwrite, resume=resume)
+    backend, tokenizer = load_backend(spec)
+    edit = JoLAEdit.for_model(backend.hf_model, seed=config.seed)
+
+    def encode(examples: list[Example]) -> list:
+        return [encode_example(tokenizer, task.prompt(e, spec.prompt_style, tokenizer), e.target, config.max_length)
+                for e in examples]
+
+    atomic.write_json(folder.config, identity | {
+        "edit": edit.config.to_dict(), "model_name": spec.model or DEFAULT_MODEL, "task_name": task.name,
+        "task_kind": task.kind, "task_source": task.source, "n_train": len(splits.train),
+        "n_validation": len(splits.validation), "data_dir": spec.data_dir, "device": spec.device,
+        "library_version": __version__})
+    atomic.write_text(train_items_path(folder), "".join(
+        json.dumps({"split": split, "id": e.id, "instruction": e.instruction}) + "\n"
+        for split, examples in (("train", splits.train), ("validation", splits.validation)) for e in examples))
+    trainer = Trainer(edit, backend.forward, encode(splits.train), encode(splits.validation), config,
+                      pad_token_id=tokenizer.pad_token_id, device=backend.device, run=folder,
+                      fingerprint=flatten(identity), progress=progress)
+    result = trainer.fit()
+    metrics = update_metrics(folder, training=training_summary(result, config))
+    outcome = RunOutcome(folder.root, metrics, None, time.monotonic() - start, result.resumed)
+    if run_mode == "train_eval":
+        test = _limited(task.load_split("test"), limit)
+        check_no_overlap(splits.train + splits.validation, test)
+        evaluation = evaluate(backend, tokenizer, task, test, result.edit, scoring=scoring,
+                              prompt_style=spec.prompt_style, batch_size=config.eval_batch,
+                              max_length=config.max_length, progress=progress)
+        kept = str(folder.edit_dir) if config.save_strategy != "no" else "in memory (--save_strategy no)"
+        section = evaluation_section(spec, task, evaluation, scoring, limit, config.eval_batch, kept,
+                                     head_counts(result.edit))
+        outcome.metrics = write_evaluation(folder, section, evaluation)
+    outcome.results_file = append_result(results_file, folder.root, outcome.metrics, identity)
+    outcome.seconds = time.monotonic() - start
+    return outcome
+
+
+def training_summary(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
+    state = result.state
+    return {"best_epoch": state.best_epoch, "best_val_loss": state.best_val_loss, "val_losses": state.val_losses,
+            "epochs": state.epochs_done, "steps": state.global_step, "stop_reason": state.stop_reason,
+            "kept": config.save_strategy, "train_seconds": state.train_seconds,
+            "trainable_parameters": result.edit.num_trainable_parameters(), "heads": head_counts(result.edit)}
+
+
+def head_counts(edit: JoLAEdit) -> dict[str, dict[str, int]]:
+    """Heads each edit kind keeps (deterministic gate > 0) and closes."""
+    return {kind: {"kept": int(mask.sum()), "closed": int((~mask).sum()), "total": mask.numel()}
+            for kind, mask in edit.selected_heads().items()}
+
+
+# ---- eval --------------------------------------------------------------------------------------------
+def eval_run(edit_path: str | Path | None, *, overrides: dict[str, Any] | None = None, scoring: str = "generation",
+             limit: int | None = None, output_dir: str | Path | None = None, results_file: str | Path | None = None,
+             eval_batch: int | None = None, max_length: int | None = None, progress: bool = True) -> RunOutcome:
+    """Evaluate a run folder's edit, a saved edit folder, or (``edit_path`` None) the bare model on a test set.
+
+    Settings come from ``overrides`` (None values ignored), else from the run's config.json, else defaults.
+    Refuses when the run's training or validation items overlap the test items.
+    """
+    start = time.monotonic()
+    scoring_methods(scoring)
+    run = RunFolder(edit_path) if edit_path is not None and RunFolder(edit_path).config.is_file() else None
+    saved = run.read_config() if run is not None else {}
+    edit = run.load_edit() if run is not None else JoLAEdit.from_pretrained(edit_path) if edit_path else None
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if edit is not None and run is None and "model" not in given and edit.config.base_model not in (None, DEFAULT_MODEL):
+        given["model"] = edit.config.base_model
+    names = {f.name for f in fields(RunSpec)}
+    spec = RunSpec(**({k: v for k, v in saved.items() if k in names} | given))
+    train_config = TrainConfig.from_dict(saved["train"]) if "train" in saved else TrainConfig()
+    eval_batch = eval_batch or train_config.eval_batch
+    max_length = max_length or train_config.max_length
+    task = load_task(spec)
+    test = _limited(task.load_split("test"), limit)
+    if run is not None:
+        check_no_overlap(read_train_items(run), test)
+    elif edit is not None:
+        logger.warning("%s is not a run folder: cannot check that its training items are not test items", edit_path)
+    backend, tokenizer = load_backend(spec)
+    evaluation = evaluate(backend, tokenizer, task, test, edit, scoring=scoring, prompt_style=spec.prompt_style,
+                          batch_size=eval_batch, max_length=max_length, progress=progress)
+    folder = RunFolder(output_dir) if output_dir is not None else run or RunFolder(default_eval_dir(spec, edit_path))
+    section = evaluation_section(spec, task, evaluation, scoring, limit, eval_batch,
+                                 str(edit_path) if edit_path is not None else None,
+                                 head_counts(edit) if edit is not None else None)
+    metrics = write_evaluation(folder, section, evaluation)
+    identity = spec.identity(train_config) if run is not None else {
+        k: v for k, v in asdict(spec).items() if k not in LOCATION_FIELDS}
+    written = append_result(results_file, folder.root, metrics, identity)
+    return RunOutcome(folder.root, metrics, written, time.monotonic() - start)
+
+
+def _slug(spec: RunSpec) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{spec.task}-{spec.subtask or ''}").strip("-")
+
+
+def default_train_dir(spec: RunSpec, seed: int) -> Path:
+    """runs/<task>[-<subtask>]-seed<seed>: the same command finds the same folder (and resumes it)."""
+    return Path("runs") / f"{_slug(spec)}-seed{seed}"
+
+
+def default_eval_dir(spec: RunSpec, edit_path: str | Path | None) -> Path:
+    return Path("runs") / f"eval-{_slug(spec)}-{Path(edit_path).name if edit_path else 'zeroshot'}"
+
+
+def read_train_items(run: RunFolder) -> list[Example]:
+    """The training and validation items a run recorded, as Examples (id and instruction only)."""
+    path = train_items_path(run)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: cannot check that {run.root}'s training items are not in the "
+                                "test set. Restore it, or evaluate the edit folder itself (--edit RUN/edit).")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Example(id=row["id"], instruction=row["instruction"], target="") for row in rows]
+
+
+def _limited(examples: list[Example], limit: int | None) -> list[Example]:
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be a positive integer, got {limit}")
+    return examples[:limit] if limit else examples
+
+
+def evaluation_section(spec: RunSpec, task: Task, result: EvalResult, scoring: str, limit: int | None,
+                       eval_batch: int, edit: str | None, heads: dict[str, dict[str, int]] | None) -> dict[str, Any]:
+    """metrics.json's "evaluation": the numbers and every setting that produced them."""
+    n = len(result.records)
+    return {"task": task.name, "split": "test", "n": n, "limit": limit, "scoring": scoring,
+            "formulation": task.formulation, "prompt_style": spec.prompt_style, "source": task.source,
+            "model": spec.model or DEFAULT_MODEL, "backend": spec.backend, "edit": edit, "heads": heads,
+            "eval_batch": eval_batch,
+            "likelihood_normalization": "characters" if "likelihood" in result.metrics else None,
+            "results": result.metrics, "seconds": result.seconds, "seconds_per_example": result.seconds / max(n, 1)}
+
+
+def write_evaluation(folder: RunFolder, section: dict[str, Any], result: EvalResult) -> dict[str, Any]:
+    """Write predictions.jsonl and the "evaluation" section of metrics.json (other sections kept)."""
+    atomic.write_text(folder.predictions, "".join(json.dumps(r, sort_keys=True, default=str) + "\n"
+                                                  for r in result.records))
+    return update_metrics(folder, evaluation=section)
+
+
+def update_metrics(folder: RunFolder, **sections: dict[str, Any]) -> dict[str, Any]:
+    """Replace some sections of metrics.json ("training", "evaluation"), keeping the others."""
+    metrics = json.loads(folder.metrics.read_text(encoding="utf-8")) if folder.metrics.is_file() else {}
+    metrics.update(sections)
+    atomic.write_json(folder.metrics, metrics)
+    return metrics
+
+
+def append_result(results_file: str | Path | None, output_dir: Path, metrics: dict[str, Any],
+                  identity: dict[str, Any]) -> Path:
+    """Append one comparable line (settings + numbers) to the results JSONL (default: beside the run)."""
+    path = Path(results_file) if results_file is not None else output_dir.parent / "results.jsonl"
+    evaluation = metrics.get("evaluation", {})
+    training = metrics.get("training", {})
+    record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "output_dir": str(output_dir),
+              **flatten(identity), **flatten(evaluation.get("results", {}), "metric."),
+              "n": evaluation.get("n"), "scoring": evaluation.get("scoring"), "edit": evaluation.get("edit"),
+              "task_source": evaluation.get("source"),
+              "best_epoch": training.get("best_epoch"), "best_val_loss": training.get("best_val_loss"),
+              **{f"heads_closed.{kind}": counts["closed"]
+                 for kind, counts in (training.get("heads") or evaluation.get("heads") or {}).items()}}
+    atomic.append_jsonl(path, record)
+    return path

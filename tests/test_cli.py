@@ -1,0 +1,206 @@
+"""The jola-lens command: the paper's flags, defaults, run folders, refusals, resume, eval, zero-shot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+from test_training_helpers import tiny_model_dir, tiny_task  # noqa: F401  (fixtures)
+
+from jola_lens.cli import build_parser, main, train_settings
+from jola_lens.run_folder import RunFolder
+from jola_lens.training import NonFiniteLossError, TrainConfig, TrainingInterrupted
+from jola_lens.training.pipeline import RunSpec
+
+PAPER = ["--task", "commonsense", "--subtask", "ARC-e", "--hf_cache_dir", "/tmp/hf", "--data_path", "/data", "--base_model_name", "M", "--lr", "5e-3", "--train_batch", "8", "--num_epoch", "20", "--output_dir", "out", "--run_mode", "train", "--output_file_name", "res.jsonl", "--applied_module", "attention", "--save_strategy", "best", "--gate_scheduler", "expon", "--eval_batch", "1", "--train_size", "200", "--seed", "42"]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+@pytest.fixture
+def tiny_args(tiny_task, tiny_model_dir) -> list[str]:  # noqa: F811
+    return ["--task", str(tiny_task), "--base_model_name", str(tiny_model_dir), "--prompt_style", "plain",
+            "--train_size", "32", "--val_size", "16", "--num_epoch", "2", "--max_length", "64", "--warmup_steps", "2",
+            "--eval_batch", "8", "--lr", "0.05", "--quiet"]
+
+
+# ---- flags -----------------------------------------------------------------------------------------------
+def test_every_underscore_flag_also_has_a_dash_spelling():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("train", "eval"):
+        for action in subparsers.choices[name]._actions:
+            for flag in action.option_strings:
+                if "_" in flag:
+                    assert flag.replace("_", "-") in action.option_strings, flag
+
+
+def test_the_papers_seed_command_maps_to_the_papers_protocol():
+    args = parse(["train", *PAPER])
+    spec, config = train_settings(args)
+    assert config == TrainConfig()  # the paper's values are the defaults
+    assert (config.lr, config.train_batch, config.num_epoch, config.eval_batch, config.seed) == (5e-3, 8, 20, 1, 42)
+    assert (config.warmup_steps, config.weight_decay, config.max_length, config.patience) == (50, 0.0, 400, 2)
+    assert spec == RunSpec(task="commonsense", subtask="ARC-e", model="M", data_dir="/data")
+    assert (args.output_dir, args.run_mode, args.output_file_name, args.hf_cache_dir) == ("out", "train", "res.jsonl",
+                                                                                        "/tmp/hf")
+    dashed = parse(["train", *[a.replace("_", "-") if a.startswith("--") else a for a in PAPER]])
+    assert vars(dashed) == vars(args)
+    defaults = train_settings(parse(["train"]))
+    assert defaults == (RunSpec(data_dir=defaults[0].data_dir), TrainConfig())
+
+
+def test_head_selection_and_extra_flags_reach_the_config():
+    spec, config = train_settings(parse(["train", "--gate-lr", "0.1", "--penalty_scale", "10", "--backend", "tl",
+                                         "--formulation", "text", "--prompt-style", "chat", "--val_size", "50",
+                                         "--max-length", "256", "--source", "embedded", "--gate_scheduler", "none",
+                                         "--gate_lambda", "0.3", "--patience", "0", "--save-strategy", "last"]))
+    assert (config.gate_lr, config.lr, config.penalty_scale, config.max_length) == (0.1, 5e-3, 10.0, 256)
+    assert (config.gate_scheduler, config.gate_lambda, config.patience, config.save_strategy) == ("none", 0.3, 0, "last")
+    assert (spec.backend, spec.formulation, spec.prompt_style, spec.val_size, spec.source) == (
+        "tl", "text", "chat", 50, "embedded")
+
+
+def test_only_attention_can_be_edited(capsys):
+    with pytest.raises(SystemExit):
+        parse(["train", "--applied_module", "mlp"])
+    assert "invalid choice: 'mlp'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="attention-head outputs only"):
+        RunSpec(applied_module="mlp")
+
+
+def test_python_dash_m_runs_the_cli():
+    done = subprocess.run([sys.executable, "-m", "jola_lens", "train", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0
+    assert "--gate_lr" in done.stdout and "--penalty_scale 10" in done.stdout and "258/270" in done.stdout
+
+
+# ---- bad input -------------------------------------------------------------------------------------------
+def test_unknown_task_or_subtask_lists_close_names(tmp_path, capsys):
+    assert main(["train", "--task", "extra/SST-3", "--output_dir", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task 'extra/SST-3'" in err and "extra/SST-2" in err
+    assert main(["train", "--task", "commonsense", "--subtask", "ARC-x", "--output_dir", str(tmp_path / "b")]) == 2
+    assert "Did you mean" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
+def test_unwritable_output_dir_is_refused(tmp_path, tiny_args, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["train", *tiny_args, "--output_dir", str(blocker / "run")]) == 2
+    assert "cannot write to --output_dir" in capsys.readouterr().err
+
+
+def test_existing_output_dirs(tmp_path, tiny_args, capsys):
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    assert main(["train", *tiny_args, "--output_dir", str(stranger)]) == 2
+    assert "holds no jola_lens run" in capsys.readouterr().err
+    assert main(["train", *tiny_args, "--output_dir", str(stranger), "--overwrite"]) == 2
+    assert (stranger / "notes.txt").read_text() == "mine"
+    assert main(["train", *tiny_args, "--output_dir", str(tmp_path / "empty"), "--resume"]) == 2
+    assert "no run to resume" in capsys.readouterr().err
+    assert main(["train", *tiny_args, "--output_dir", str(tmp_path / "x"), "--resume", "--overwrite"]) == 2
+
+    run = tmp_path / "run"
+    assert main(["train", *tiny_args, "--num_epoch", "1", "--output_dir", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["train", *tiny_args, "--num_epoch", "1", "--output_dir", str(run), "--lr", "0.01",
+                 "--seed", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "train.lr: 0.05 -> 0.01" in err and "train.seed: 42 -> 7" in err
+    assert main(["train", *tiny_args, "--num_epoch", "1", "--output_dir", str(run), "--lr", "0.01",
+                 "--overwrite"]) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["lr"] == 0.01
+
+
+def test_interrupt_and_nan_messages(monkeypatch, tmp_path, capsys):
+    from jola_lens.training import pipeline
+
+    def interrupted(*args, **kwargs):
+        raise TrainingInterrupted(2, 37, str(tmp_path / "run" / "checkpoint"))
+
+    monkeypatch.setattr(pipeline, "train_run", interrupted)
+    argv = ["train", "--output_dir", str(tmp_path / "run"), "--gate_lr", "0.1"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "after step 37" in err and f"jola-lens train --output_dir {tmp_path / 'run'} --gate_lr 0.1" in err
+
+    def diverged(*args, **kwargs):
+        raise NonFiniteLossError(12, 2, float("nan"), 1)
+
+    monkeypatch.setattr(pipeline, "train_run", diverged)
+    assert main(argv) == 1
+    assert "nan at step 12" in capsys.readouterr().err
+
+
+# ---- whole runs ------------------------------------------------------------------------------------------
+def test_train_eval_writes_a_complete_run_and_the_same_command_resumes(tmp_path, tiny_args, capsys):
+    run, results = tmp_path / "runs" / "tiny", tmp_path / "all.jsonl"
+    argv = ["train", *tiny_args, "--output_dir", str(run), "--run_mode", "train_eval", "--scoring", "both",
+            "--limit", "10", "--output_file_name", str(results)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "trainable parameters" in out and "heads        additive" in out and "n=10" in out
+    folder = RunFolder(run)
+    config = folder.read_config()
+    for key in ("task", "model", "backend", "formulation", "prompt_style", "edit", "train"):
+        assert key in config
+    assert config["train"]["lr"] == 0.05 and config["edit"]["n_layers"] == 2
+    log = folder.read_train_log()
+    assert len(log) == 2 * 4 and {"open_additive", "open_multiplicative", "lam", "lr"} <= log[0].keys()
+    assert [epoch for epoch, _, _ in folder.read_gate_snapshots()] == [0, 1, 2]
+    metrics = json.loads(folder.metrics.read_text())
+    evaluation = metrics["evaluation"]
+    assert (evaluation["n"], evaluation["scoring"], evaluation["formulation"], evaluation["prompt_style"]) == (
+        10, "both", "label", "plain")
+    assert evaluation["source"].startswith("local:") and evaluation["likelihood_normalization"] == "characters"
+    assert metrics["training"]["heads"]["additive"]["total"] == 8
+    predictions = [json.loads(line) for line in folder.predictions.read_text().splitlines()]
+    assert len(predictions) == 10 and {"id", "prompt", "response", "prediction", "gold", "correct",
+                                       "option_logprobs"} <= predictions[0].keys()
+    lines = results.read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["metric.likelihood.acc"] == evaluation["results"]["likelihood"]["acc"]
+    edit_before = (folder.edit_dir / "jola_edit.safetensors").read_bytes()
+
+    assert main(argv) == 0  # the same command again: resumes the finished run, re-evaluates
+    assert "resumed run" in capsys.readouterr().out
+    assert len(folder.read_train_log()) == 8 and (folder.edit_dir / "jola_edit.safetensors").read_bytes() == edit_before
+    assert len(results.read_text().splitlines()) == 2
+
+    assert main(["eval", "--edit", str(run), "--scoring", "likelihood", "--limit", "5", "--quiet"]) == 0
+    metrics = json.loads(folder.metrics.read_text())
+    assert metrics["evaluation"]["n"] == 5 and "training" in metrics
+    assert metrics["evaluation"]["model"] == config["model"]
+
+    assert main(["train", "--output_dir", str(run), "--run_mode", "eval", "--scoring", "likelihood", "--limit", "3",
+                 "--quiet"]) == 0
+    assert json.loads(folder.metrics.read_text())["evaluation"]["n"] == 3
+
+
+def test_zero_shot_eval_and_the_overlap_guard(tmp_path, tiny_args, tiny_task, tiny_model_dir, capsys):  # noqa: F811
+    zero = tmp_path / "zero"
+    assert main(["eval", "--task", str(tiny_task), "--base_model_name", str(tiny_model_dir), "--prompt_style", "plain",
+                 "--scoring", "likelihood", "--limit", "6", "--output_dir", str(zero), "--quiet"]) == 0
+    metrics = json.loads((zero / "metrics.json").read_text())["evaluation"]
+    assert metrics["edit"] is None and metrics["n"] == 6 and metrics["heads"] is None
+    assert "edit: none (zero-shot)" in capsys.readouterr().out
+
+    run = tmp_path / "run"
+    assert main(["train", *tiny_args, "--num_epoch", "1", "--output_dir", str(run)]) == 0
+    from jola_lens.tasks import get_task
+
+    leaked = get_task(str(tiny_task)).load_split("test")[0]
+    with open(run / "train_items.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"split": "train", "id": "leak", "instruction": leaked.instruction}) + "\n")
+    capsys.readouterr()
+    assert main(["eval", "--edit", str(run), "--scoring", "likelihood", "--quiet"]) == 2
+    assert "also occur in the test set" in capsys.readouterr().err
