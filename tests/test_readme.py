@@ -1,6 +1,7 @@
 """The README's Python examples run as written (on the embedded model, in a temporary folder)."""
 
 import re
+import runpy
 
 import pytest
 
@@ -21,4 +22,6 @@ def test_readme_has_examples():
 @pytest.mark.parametrize("index", range(len(python_blocks())))
 def test_readme_example_runs(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    exec(compile(python_blocks()[index], f"README.md[python block {index}]", "exec"), {"__name__": "__readme__"})
+    script = tmp_path / f"readme_block_{index}.py"  # a real file: nnsight reads `with` blocks from source
+    script.write_text(python_blocks()[index], encoding="utf-8")
+    runpy.run_path(str(script), run_name="__readme__")
