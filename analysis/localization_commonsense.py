@@ -1,0 +1,30 @@
+"""Localization across the commonsense tasks: which attention heads JoLA's gates keep on each of the eight
+commonsense-reasoning benchmarks (embedded data, no data folder needed), and how much the tasks share them.
+
+One JoLA edit per task (formulation "text": the target is the option's text, which the bare model can already
+rank), scored against the bare model on the same test items by option likelihood. Writes the task x head grid,
+depth profile, overlap matrices (Jaccard, Spearman), the gate trajectories of one task and the tables into
+analysis/results/localization_commonsense/ (see analysis/studies.py for the file list).
+
+    python analysis/localization_commonsense.py                  # CPU-sized settings (~1.5-2 h on 2 cores)
+    python analysis/localization_commonsense.py --reuse          # keep finished runs, redraw the figures
+    python analysis/localization_commonsense.py --paper --train-size 149   # the paper's protocol (ARC-c: 149)
+"""
+
+import studies
+
+TASKS = tuple(studies.StudyTask(f"commonsense/{name}", "commonsense")
+              for name in ("ARC-c", "ARC-e", "BoolQ", "HellaSwag", "OBQA", "PIQA", "SIQA", "WinoGrande"))
+
+INTRO = ("One JoLA edit per commonsense task on the embedded SmolLM2-135M-Instruct, trained on the embedded data "
+         "(HF validation splits, a seeded training pool carved off, the rest the test set). The question: do the "
+         "gates keep the same heads for every commonsense task, and where in depth do they sit?")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = studies.parse_args(__doc__, "localization_commonsense", TASKS, argv=argv)
+    studies.run_study("Localization across the commonsense tasks", INTRO, TASKS, args)
+
+
+if __name__ == "__main__":
+    main()

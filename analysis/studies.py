@@ -1,0 +1,363 @@
+"""Shared machinery of the localization studies (analysis/localization_*.py).
+
+A study trains (or, with ``--reuse``, keeps) one JoLA run per task on the embedded default model, scores the bare
+model on the same test items, and writes into ``analysis/results/<study>/``:
+
+    heatmap-grid.png, depth-profile.png, overlap.png, trajectories-<task>.png   figures (jola_lens.analysis)
+    results.md / results.csv     zero-shot vs JoLA on the same test items, heads kept per edit kind
+    summary.md / summary.csv / heads.csv / overlap.csv                          head-selection tables
+    README.md                    the command that made all this, its wall time and the measured numbers
+    runs/<task>/                 run folders (checkpoint/ and predictions.jsonl removed: --keep-checkpoints keeps them)
+    runs/zeroshot/<task>/        metrics.json of the bare model
+
+The default settings are sized for a 2-core CPU and make the gates close (gate_lr 0.1, penalty_scale 10, short
+warm-up); ``--paper`` restores the paper's protocol, and every setting has its own flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from jola_lens.analysis import (
+    depth_profile,
+    head_table,
+    load_source,
+    overlap_matrices,
+    plot_depth_profile,
+    plot_gate_trajectories,
+    plot_head_grid,
+    plot_overlap,
+    summary_markdown,
+    summary_table,
+    to_markdown,
+)
+from jola_lens.analysis.figures import slug
+from jola_lens.run_folder import RunFolder
+from jola_lens.training.checkpoint import has_checkpoint
+from jola_lens.training.config import TrainConfig
+from jola_lens.training.output_dir import differing_keys
+from jola_lens.training.pipeline import RunSpec, eval_run, train_run
+
+RESULTS_ROOT = Path(__file__).resolve().parent / "results"
+
+FAST = {"train_size": 100, "val_size": 50, "num_epoch": 2, "train_batch": 4, "warmup_steps": 5, "lr": 5e-3,
+        "gate_lr": 0.1, "penalty_scale": 10.0, "max_length": 256}
+"""Sized for a 2-core CPU: 50 optimizer steps per task, enough for the gate penalty to close heads."""
+PAPER = {"train_size": 200, "val_size": 200, "num_epoch": 20, "train_batch": 8, "warmup_steps": 50, "lr": 5e-3,
+         "gate_lr": None, "penalty_scale": 1.0, "max_length": 400}
+"""The paper's protocol (gate_lr None = lr). Embedded ARC-c has only 149 training items: lower --train-size."""
+
+METRICS = {"likelihood": ("acc", "acc_norm"), "generation": ("rougeL", "bleu")}
+SCORE_COLUMNS = ("family", "task", "metric", "n", "zero_shot", "jola", "delta")
+RUN_COLUMNS = ("family", "task", "kept_additive", "kept_multiplicative", "heads", "best_epoch", "train_s", "eval_s",
+               "zero_shot_eval_s")
+
+
+@dataclass(frozen=True)
+class StudyTask:
+    """One task of a study: its canonical name, family label, data source and scoring."""
+
+    name: str
+    family: str
+    source: str = "embedded"
+    scoring: str = "likelihood"
+
+    @property
+    def slug(self) -> str:
+        return slug(self.name)
+
+
+def parse_args(description: str, study: str, tasks: tuple[StudyTask, ...], fast: dict[str, Any] | None = None,
+               argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags every study shares; ``fast`` overrides the CPU-sized defaults of :data:`FAST`."""
+    fast = FAST | (fast or {})
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = parser.add_argument_group("where")
+    where.add_argument("--output", type=Path, default=RESULTS_ROOT / study,
+                       help=f"folder for figures and tables (default: analysis/results/{study})")
+    where.add_argument("--runs-dir", type=Path, help="run folders (default: OUTPUT/runs)")
+    if any(task.source != "embedded" for task in tasks):
+        where.add_argument("--data-dir", default=os.environ.get("JOLA_DATA_DIR"),
+                           help="benchmark data folder (default: $JOLA_DATA_DIR)")
+    what = parser.add_argument_group("what")
+    what.add_argument("--tasks", nargs="+", metavar="TASK", choices=[t.name for t in tasks],
+                      help=f"a subset of the study's tasks (default: all of {', '.join(t.name for t in tasks)})")
+    what.add_argument("--reuse", action="store_true",
+                      help="keep runs (and zero-shot scores) whose folder is complete with these settings; resume "
+                           "interrupted ones from their last epoch (default: train every run afresh)")
+    what.add_argument("--no-eval", action="store_true", help="train only: no test scores, no zero-shot baseline")
+    what.add_argument("--limit", type=int, default=200, help="test items per likelihood-scored task (default: 200)")
+    what.add_argument("--gen-limit", type=int, default=50,
+                      help="test items per generation-scored task (4-beam search is slow on CPU; default: 50)")
+    what.add_argument("--trajectory-task", choices=[t.name for t in tasks], default=tasks[0].name,
+                      help="the run whose gate trajectories are drawn (default: %(default)s)")
+    what.add_argument("--keep-checkpoints", action="store_true",
+                      help="keep each run's checkpoint/ and predictions.jsonl (removed by default: size)")
+    train = parser.add_argument_group("training (default: CPU-sized; --paper: the paper's protocol)")
+    train.add_argument("--paper", action="store_true",
+                       help="the paper's settings: " + ", ".join(f"{k} {v}" for k, v in PAPER.items())
+                       + " (gate_lr None = lr); explicit flags still win")
+    flags = {"train_size": int, "val_size": int, "num_epoch": int, "train_batch": int, "warmup_steps": int,
+             "lr": float, "gate_lr": float, "penalty_scale": float, "max_length": int}
+    for name, kind in flags.items():
+        train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind,
+                           help=f"default: {fast[name]} (--paper: {PAPER[name]})")
+    train.add_argument("--eval-batch", type=int, default=8, help="items per evaluation batch (default: 8)")
+    args = parser.parse_args(argv)
+    preset = PAPER if args.paper else fast
+    for name in flags:
+        if getattr(args, name) is None:
+            setattr(args, name, preset[name])
+    if getattr(args, "data_dir", "") is None and any(t.source != "embedded" for t in selected_tasks(tasks, args)):
+        parser.error("these tasks read the benchmark data: pass --data-dir or set JOLA_DATA_DIR")
+    args.runs_dir = args.runs_dir or args.output / "runs"
+    return args
+
+
+def selected_tasks(tasks: tuple[StudyTask, ...], args: argparse.Namespace) -> list[StudyTask]:
+    return [task for task in tasks if not args.tasks or task.name in args.tasks]
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(lr=args.lr, gate_lr=args.gate_lr, train_batch=args.train_batch, eval_batch=args.eval_batch,
+                       num_epoch=args.num_epoch, warmup_steps=args.warmup_steps, max_length=args.max_length,
+                       penalty_scale=args.penalty_scale)
+
+
+def run_spec(task: StudyTask, args: argparse.Namespace) -> RunSpec:
+    return RunSpec(task=task.name, formulation="text", source=task.source, train_size=args.train_size,
+                   val_size=args.val_size, data_dir=getattr(args, "data_dir", None))
+
+
+# ---- runs -------------------------------------------------------------------------------------------
+def _metrics(folder: Path) -> dict[str, Any]:
+    path = folder / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _evaluated(metrics: dict[str, Any], scoring: str, limit: int) -> bool:
+    evaluation = metrics.get("evaluation") or {}
+    return evaluation.get("scoring") == scoring and evaluation.get("limit") == limit
+
+
+def _trained(folder: RunFolder, identity: dict[str, Any]) -> bool:
+    """True when ``folder`` holds a finished run with ``identity``; exits when it holds other settings."""
+    if not folder.config.is_file():
+        return False
+    saved = json.loads(folder.config.read_text(encoding="utf-8"))
+    differences = differing_keys({key: saved.get(key) for key in identity}, identity)
+    if differences:
+        sys.exit(f"--reuse: {folder.root} holds a run with other settings ({'; '.join(differences)}); "
+                 "delete it, pick another --runs-dir, or drop --reuse to train afresh")
+    return folder.edit_dir.is_dir() and "training" in _metrics(folder.root)
+
+
+def prune(folder: Path) -> None:
+    """Drop what the study does not need and is large: the resume checkpoint and the per-item predictions."""
+    shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+    (folder / "predictions.jsonl").unlink(missing_ok=True)
+
+
+def ensure_run(task: StudyTask, args: argparse.Namespace, config: TrainConfig) -> dict[str, Any]:
+    """Train (or reuse, or only evaluate) the task's run; its metrics.json."""
+    spec, folder = run_spec(task, args), RunFolder(args.runs_dir / task.slug)
+    limit = args.gen_limit if task.scoring == "generation" else args.limit
+    if args.reuse and _trained(folder, spec.identity(config)):
+        metrics = _metrics(folder.root)
+        if args.no_eval or _evaluated(metrics, task.scoring, limit):
+            print(f"[{task.name}] reusing {folder.root}", flush=True)
+            return metrics
+        print(f"[{task.name}] evaluating the saved run in {folder.root}", flush=True)
+        outcome = eval_run(folder.root, overrides={"data_dir": spec.data_dir}, scoring=task.scoring, limit=limit,
+                           progress=False)
+    else:
+        resume = args.reuse and has_checkpoint(folder.checkpoint_dir)
+        print(f"[{task.name}] {'resuming' if resume else 'training'} into {folder.root}", flush=True)
+        outcome = train_run(spec, config, folder.root, run_mode="train" if args.no_eval else "train_eval",
+                            scoring=task.scoring, limit=limit, overwrite=not resume, progress=False)
+    if not args.keep_checkpoints:
+        prune(folder.root)
+    print(f"[{task.name}] done in {outcome.seconds:.0f} s: heads kept "
+          f"{ {k: v['kept'] for k, v in outcome.metrics['training']['heads'].items()} }", flush=True)
+    return outcome.metrics
+
+
+def ensure_zeroshot(task: StudyTask, args: argparse.Namespace) -> dict[str, Any]:
+    """Score the bare model on the run's test items (or reuse that score); its metrics.json."""
+    folder = args.runs_dir / "zeroshot" / task.slug
+    limit = args.gen_limit if task.scoring == "generation" else args.limit
+    metrics = _metrics(folder)
+    if args.reuse and _evaluated(metrics, task.scoring, limit):
+        print(f"[{task.name}] reusing the zero-shot score in {folder}", flush=True)
+        return metrics
+    spec = run_spec(task, args)
+    overrides = {"task": spec.task, "formulation": spec.formulation, "source": spec.source, "data_dir": spec.data_dir}
+    outcome = eval_run(None, overrides=overrides, scoring=task.scoring, limit=limit, output_dir=folder,
+                       eval_batch=args.eval_batch, max_length=args.max_length, progress=False)
+    if not args.keep_checkpoints:
+        prune(folder)
+    print(f"[{task.name}] zero-shot scored in {outcome.seconds:.0f} s", flush=True)
+    return outcome.metrics
+
+
+def result_rows(task: StudyTask, run: dict[str, Any], zeroshot: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per reported metric: zero-shot vs JoLA on the same items, and the heads the run kept."""
+    training = run["training"]
+    base = {"family": task.family, "task": task.name,
+            **{f"kept_{kind}": counts["kept"] for kind, counts in training["heads"].items()},
+            "heads": next(iter(training["heads"].values()))["total"], "best_epoch": training["best_epoch"],
+            "train_s": round(training["train_seconds"])}
+    if zeroshot is None:
+        return [base]
+    evaluation = run["evaluation"]
+    jola, bare = evaluation["results"][task.scoring], zeroshot["evaluation"]["results"][task.scoring]
+    return [base | {"scoring": task.scoring, "metric": metric, "n": evaluation["n"], "zero_shot": bare[metric],
+                    "jola": jola[metric], "delta": jola[metric] - bare[metric],
+                    "eval_s": round(evaluation["seconds"]), "zero_shot_eval_s": round(zeroshot["evaluation"]["seconds"])}
+            for metric in METRICS[task.scoring]]
+
+
+# ---- the study ----------------------------------------------------------------------------------------
+def run_study(title: str, intro: str, tasks: tuple[StudyTask, ...], args: argparse.Namespace) -> None:
+    """Train/reuse every run, then write the figures, tables and README.md into ``args.output``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    start = time.monotonic()
+    chosen = selected_tasks(tasks, args)
+    config = train_config(args)
+    rows = []
+    for task in chosen:
+        run = ensure_run(task, args, config)
+        rows += result_rows(task, run, None if args.no_eval else ensure_zeroshot(task, args))
+    results = pd.DataFrame(rows)
+    trajectory = next((t for t in chosen if t.name == args.trajectory_task), chosen[0])
+    write_outputs(title, intro, chosen, trajectory, results, config, args, time.monotonic() - start)
+
+
+def write_outputs(title: str, intro: str, tasks: list[StudyTask], trajectory: StudyTask, results: pd.DataFrame,
+                  config: TrainConfig, args: argparse.Namespace, seconds: float) -> None:
+    output: Path = args.output
+    output.mkdir(parents=True, exist_ok=True)
+    sources = [load_source(args.runs_dir / task.slug) for task in tasks]
+    table = head_table(sources)
+    written: list[Path] = []
+
+    def text(name: str, content: str) -> None:
+        (output / name).write_text(content, encoding="utf-8")
+        written.append(output / name)
+
+    def figure(name: str, plot: Any, *items: Any) -> None:
+        plot(*items, path=output / name)
+        written.append(output / name)
+
+    text("heads.csv", table.to_csv(index=False))
+    text("summary.csv", summary_table(table).to_csv(index=False))
+    text("summary.md", summary_markdown(table))
+    text("results.csv", results.to_csv(index=False))
+    text("results.md", results_markdown(results))
+    overlaps = overlap_table(table)
+    text("overlap.csv", overlaps.to_csv(index=False))
+    if len(sources) > 1:
+        figure("heatmap-grid.png", plot_head_grid, table)
+        figure("overlap.png", plot_overlap, table)
+    figure("depth-profile.png", plot_depth_profile, table)
+    figure(f"trajectories-{trajectory.slug}.png", plot_gate_trajectories,
+           sources[[t.name for t in tasks].index(trajectory.name)])
+    text("README.md", readme(title, intro, table, results, overlaps, config, args, seconds,
+                             [p.name for p in written if p.suffix == ".png"]))
+    for path in written:
+        print(f"wrote {path}")
+    print(f"run folders in {args.runs_dir}; {seconds / 60:.1f} min")
+
+
+def results_markdown(results: pd.DataFrame) -> str:
+    """The scores (when evaluated) and, per run, the heads kept and the time spent."""
+    runs = to_markdown(results.drop_duplicates("task")[[c for c in RUN_COLUMNS if c in results]])
+    if "zero_shot" not in results:
+        return runs + "\n"
+    return to_markdown(results[list(SCORE_COLUMNS)], floatfmt=".1f") + "\n\n" + runs + "\n"
+
+
+def overlap_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Tidy pairwise overlaps: kind, run_a, run_b, Jaccard of kept heads, Spearman of P(g != 0)."""
+    frames = []
+    for kind in table["kind"].unique():
+        jac, rho = overlap_matrices(table, kind)
+        pairs = [(a, b) for i, a in enumerate(jac.index) for b in jac.index[i + 1:]]
+        frames.append(pd.DataFrame({"kind": kind, "run_a": [a for a, _ in pairs], "run_b": [b for _, b in pairs],
+                                    "jaccard": [jac.loc[a, b] for a, b in pairs],
+                                    "spearman": [rho.loc[a, b] for a, b in pairs]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def findings(table: pd.DataFrame, overlaps: pd.DataFrame) -> list[str]:
+    """Plain statements read off the head table: kept heads, where they sit, what all runs share."""
+    lines = []
+    profile = depth_profile(table)
+    n_runs = table["run"].nunique()
+    for kind, rows in table[table["edited"]].groupby("kind", sort=False):
+        kept = rows.groupby("run", sort=False)["selected"].sum()
+        per_layer = profile[profile["kind"] == kind].groupby("layer")["n_selected"].sum()
+        top_layers = ", ".join(f"L{layer} ({int(n)})" for layer, n in per_layer.nlargest(5).items() if n > 0)
+        shared = rows.groupby(["layer", "head"])["selected"].all()
+        shared = [f"L{layer}H{head}" for (layer, head), all_kept in shared.items() if all_kept]
+        listed = f" ({', '.join(shared[:12])}{' ...' if len(shared) > 12 else ''})" if shared else ""
+        pairs = overlaps[overlaps["kind"] == kind]
+        lines.append(f"- **{kind}**: heads kept per run {int(kept.min())}-{int(kept.max())} of {len(rows) // n_runs} "
+                     f"(median {kept.median():.0f}); layers with the most kept heads over all runs: "
+                     f"{top_layers or 'none'}; kept in all {n_runs} runs: {len(shared)} head(s){listed}; "
+                     f"mean pairwise Jaccard {pairs['jaccard'].mean():.2f} "
+                     f"(range {pairs['jaccard'].min():.2f}-{pairs['jaccard'].max():.2f}), mean Spearman ρ of P(g≠0) "
+                     f"{pairs['spearman'].mean():.2f}.")
+    return lines
+
+
+def readme(title: str, intro: str, table: pd.DataFrame, results: pd.DataFrame, overlaps: pd.DataFrame,
+           config: TrainConfig, args: argparse.Namespace, seconds: float, figures: list[str]) -> str:
+    command = "python " + shlex.join([_shown(Path(sys.argv[0])), *(a for a in sys.argv[1:] if a != "--reuse")])
+    runs = results.drop_duplicates("task")
+    compute = sum(runs[c].sum() for c in ("train_s", "eval_s", "zero_shot_eval_s") if c in runs) / 60
+    settings = {"train_size": args.train_size, "val_size": args.val_size, **config.to_dict(),
+                "test items (likelihood / generation)": f"{args.limit} / {args.gen_limit}"}
+    parts = [f"# {title}", "", intro, "",
+             "## How these files were made", "", "```bash", command, "```", "",
+             (f"Training and scoring took {compute:.0f} min on {os.cpu_count()} CPU core(s) ({platform.machine()}, "
+              f"torch threads {torch.get_num_threads()}; sum of the runs' train_s, eval_s and zero_shot_eval_s "
+              "below); "
+              + (f"these files were redrawn from the saved runs with `--reuse` ({seconds / 60:.1f} min). "
+                 if args.reuse else f"the command took {seconds / 60:.1f} min. ")
+              + f"Written {datetime.now(timezone.utc):%Y-%m-%d}. Model: the embedded SmolLM2-135M-Instruct (30 "
+              "layers x 9 heads), `hf` backend, formulation `text`, Alpaca prompt."), "",
+             "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), ""]
+    parts += ["## Results", "",
+              ("Zero-shot vs JoLA on the same test items. Likelihood scoring ranks the answer options by "
+               "log-probability (`acc`: summed; `acc_norm`: per character); generation scoring uses the paper's "
+               "4-beam decoding (ROUGE-L, BLEU). `kept_*`: heads whose evaluation gate is > 0, of `heads`; "
+               "`train_s` / `eval_s`: seconds of training and of scoring the JoLA run."), "",
+              results_markdown(results),
+              "## What the head tables say", "", *findings(table, overlaps), "",
+              "## Figures", "", *[f"![{name}]({name})" for name in figures], "",
+              ("Tables: `results.md/.csv` (scores), `summary.md/.csv` (heads kept, parameters used, top heads), "
+               "`heads.csv` (one row per run, kind, layer, head), `overlap.csv` (pairwise Jaccard / Spearman). "
+               f"Run folders: `{_shown(args.runs_dir)}` (config.json, edit/, gates/, train_log.jsonl, metrics.json; "
+               "`zeroshot/` holds the bare model's scores)."), ""]
+    return "\n".join(parts)
+
+
+def _shown(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
