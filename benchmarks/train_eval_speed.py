@@ -33,7 +33,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed training steps (after one warm-up step)")
     parser.add_argument("--examples", type=int, default=8, help="evaluated examples per scoring method")
     parser.add_argument("--eval_batch", type=int, default=8, help="items per likelihood forward")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     task = get_task(args.task, source=args.source, formulation="text")
     splits = task.splits(train_size=8 * (args.steps + 1), val_size=8, seed=42)
