@@ -1,8 +1,9 @@
 """Localization across the commonsense tasks: which attention heads JoLA's gates keep on each of the eight
 commonsense-reasoning benchmarks (embedded data, no data folder needed), and how much the tasks share them.
 
-One JoLA edit per task (formulation "text": the target is the option's text, which the bare model can already
-rank), scored against the bare model on the same test items by option likelihood. Writes the task x head grid,
+One JoLA edit per task (formulation "cloze": the question alone, the option's text as target, which the bare
+model can already rank), scored against the bare model on the same test items by option likelihood, plus a seed
+control (the first two tasks trained again with another seed). Writes the task x head grid,
 depth profile, overlap matrices (Jaccard, Spearman), the gate trajectories of one task and the tables into
 analysis/results/localization_commonsense/ (see analysis/studies.py for the file list).
 

@@ -2,10 +2,12 @@
 the same attention heads? Two tasks per family; MMLU-Pro and GEM read the benchmark data (--data-dir or
 $JOLA_DATA_DIR), commonsense uses the embedded copies.
 
-Multiple-choice tasks (commonsense, MMLU-Pro) use formulation "text" and are scored by option likelihood; GEM
-tasks by the paper's 4-beam generation (ROUGE-L, BLEU) on fewer items. Writes the same figures and tables as
-localization_commonsense.py into analysis/results/localization_families/; run labels carry the family
-("commonsense/...", "mmlu_pro/...", "gem/..."). max_length is 384 here: MMLU-Pro prompts list ten options.
+Multiple-choice tasks (commonsense, MMLU-Pro) use the cloze formulation (the question alone, the option text as
+target) and are scored by option likelihood; GEM tasks by the paper's 4-beam generation (ROUGE-L, BLEU) on fewer
+items. Writes the same figures and tables as localization_commonsense.py into
+analysis/results/localization_families/; run labels carry the family ("commonsense/...", "mmlu_pro/...",
+"gem/..."). The settings equal the commonsense study's, so its ARC-e and PIQA runs can be copied here and kept
+with --reuse.
 
     python analysis/localization_families.py --data-dir /work/shared/data   # CPU-sized (~1.5-2 h on 2 cores)
     python analysis/localization_families.py --data-dir DATA --reuse        # keep finished runs, redraw
@@ -29,7 +31,7 @@ INTRO = ("One JoLA edit per task for two tasks of each family the paper evaluate
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = studies.parse_args(__doc__, "localization_families", TASKS, fast={"max_length": 384}, argv=argv)
+    args = studies.parse_args(__doc__, "localization_families", TASKS, argv=argv)
     studies.run_study("Localization across task families", INTRO, TASKS, args)
 
 

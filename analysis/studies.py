@@ -4,12 +4,18 @@ A study trains (or, with ``--reuse``, keeps) one JoLA run per task on the embedd
 model on the same test items, and writes into ``analysis/results/<study>/``:
 
     heatmap-grid.png, heatmap-grid-change.png (P(g≠0) minus its initial value), depth-profile.png,
-    overlap.png, trajectories-<task>.png          figures (jola_lens.analysis)
+    overlap.png, trajectories-<task>.png, logit-lens-<task>.png   figures (jola_lens.analysis)
     results.md / results.csv     zero-shot vs JoLA on the same test items, heads kept per edit kind
-    summary.md / summary.csv / heads.csv / overlap.csv                          head-selection tables
+    summary.md / summary.csv / heads.csv / overlap.csv            head-selection tables
+    logit-lens.csv               tokens the strongest additive edits of every run promote and suppress
     README.md                    the command that made all this, its wall time and the measured numbers
     runs/<task>/                 run folders (checkpoint/ and predictions.jsonl removed: --keep-checkpoints keeps them)
+    runs/<task>-seed<S>/         the seed control: the first tasks trained again with another seed (--control-seed)
     runs/zeroshot/<task>/        metrics.json of the bare model
+
+The seed control answers the first question a reader of an overlap matrix should ask: do two tasks share heads
+because of the task, or because both runs started from the same random gate logits? It trains the first
+``--control-tasks`` again with ``--control-seed`` and sets "same task, other seed" beside "other task, same seed".
 
 The default settings are sized for a 2-core CPU and make the gates close (gate_lr 0.1, penalty_scale 10, short
 warm-up); ``--paper`` restores the paper's protocol, and every setting has its own flag.
@@ -26,7 +32,7 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,6 +41,7 @@ import pandas as pd
 import torch
 
 from jola_lens.analysis import (
+    additive_logit_lens,
     depth_profile,
     head_table,
     load_source,
@@ -42,6 +49,7 @@ from jola_lens.analysis import (
     plot_depth_profile,
     plot_gate_trajectories,
     plot_head_grid,
+    plot_logit_lens,
     plot_overlap,
     spearman,
     summary_markdown,
@@ -49,7 +57,10 @@ from jola_lens.analysis import (
     to_markdown,
 )
 from jola_lens.analysis.figures import slug
+from jola_lens.analysis.sources import EditSource
+from jola_lens.models import load_model
 from jola_lens.run_folder import RunFolder
+from jola_lens.tasks.choice import FORMULATIONS
 from jola_lens.training.checkpoint import has_checkpoint
 from jola_lens.training.config import TrainConfig
 from jola_lens.training.output_dir import differing_keys
@@ -99,6 +110,10 @@ def parse_args(description: str, study: str, tasks: tuple[StudyTask, ...], fast:
     what = parser.add_argument_group("what")
     what.add_argument("--tasks", nargs="+", metavar="TASK", choices=[t.name for t in tasks],
                       help=f"a subset of the study's tasks (default: all of {', '.join(t.name for t in tasks)})")
+    what.add_argument("--formulation", choices=FORMULATIONS, default="cloze",
+                      help="multiple-choice targets and prompt (default: cloze, the question alone and the option "
+                           "text as target; text lists the options first, which gives small models a "
+                           "first-option bias; label is the paper's answer1/true/option2 targets)")
     what.add_argument("--reuse", action="store_true",
                       help="keep runs (and zero-shot scores) whose folder is complete with these settings; resume "
                            "interrupted ones from their last epoch (default: train every run afresh)")
@@ -119,11 +134,22 @@ def parse_args(description: str, study: str, tasks: tuple[StudyTask, ...], fast:
     for name, kind in flags.items():
         train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind,
                            help=f"default: {fast[name]} (--paper: {PAPER[name]})")
+    train.add_argument("--gate-init", type=float, default=None, metavar="LOGIT",
+                       help="start every gate logit at LOGIT (default: the spec's random uniform logits, which "
+                            "differ between heads; a constant lets only training decide which heads close)")
     train.add_argument("--eval-batch", type=int, default=8, help="items per evaluation batch (default: 8)")
     train.add_argument("--seed", type=int, default=42,
                        help="data sample, initial gates and training order (default: 42); every run of a study "
                             "shares it, so compare a second seed to tell task effects from initialisation")
+    control = parser.add_argument_group("seed control")
+    control.add_argument("--control-seed", type=int, default=7,
+                         help="seed of the control runs (default: %(default)s)")
+    control.add_argument("--control-tasks", nargs="*", metavar="TASK", choices=[t.name for t in tasks],
+                         help="tasks trained again with --control-seed (default: the first two selected tasks; "
+                              "give none to skip the control)")
     args = parser.parse_args(argv)
+    if args.control_seed == args.seed:
+        parser.error("--control-seed must differ from --seed")
     preset = PAPER if args.paper else fast
     for name in flags:
         if getattr(args, name) is None:
@@ -138,15 +164,32 @@ def selected_tasks(tasks: tuple[StudyTask, ...], args: argparse.Namespace) -> li
     return [task for task in tasks if not args.tasks or task.name in args.tasks]
 
 
-def train_config(args: argparse.Namespace) -> TrainConfig:
+def control_tasks(tasks: tuple[StudyTask, ...], args: argparse.Namespace) -> list[StudyTask]:
+    """The tasks trained again with the control seed (default: the first two selected ones)."""
+    chosen = selected_tasks(tasks, args)
+    if args.control_tasks is None:
+        return chosen[:2]
+    return [task for task in chosen if task.name in args.control_tasks]
+
+
+def train_config(args: argparse.Namespace, seed: int | None = None) -> TrainConfig:
     return TrainConfig(lr=args.lr, gate_lr=args.gate_lr, train_batch=args.train_batch, eval_batch=args.eval_batch,
                        num_epoch=args.num_epoch, warmup_steps=args.warmup_steps, max_length=args.max_length,
-                       penalty_scale=args.penalty_scale, seed=args.seed)
+                       penalty_scale=args.penalty_scale, gate_init=args.gate_init,
+                       seed=args.seed if seed is None else seed)
 
 
 def run_spec(task: StudyTask, args: argparse.Namespace) -> RunSpec:
-    return RunSpec(task=task.name, formulation="text", source=task.source, train_size=args.train_size,
+    return RunSpec(task=task.name, formulation=args.formulation, source=task.source, train_size=args.train_size,
                    val_size=args.val_size, data_dir=getattr(args, "data_dir", None))
+
+
+def control_folder(task: StudyTask, args: argparse.Namespace) -> Path:
+    return args.runs_dir / f"{task.slug}-seed{args.control_seed}"
+
+
+def control_label(task: StudyTask, args: argparse.Namespace) -> str:
+    return f"{task.name} (seed {args.control_seed})"
 
 
 # ---- runs -------------------------------------------------------------------------------------------
@@ -178,13 +221,15 @@ def prune(folder: Path) -> None:
     (folder / "predictions.jsonl").unlink(missing_ok=True)
 
 
-def ensure_run(task: StudyTask, args: argparse.Namespace, config: TrainConfig) -> dict[str, Any]:
-    """Train (or reuse, or only evaluate) the task's run; its metrics.json."""
-    spec, folder = run_spec(task, args), RunFolder(args.runs_dir / task.slug)
+def ensure_run(task: StudyTask, args: argparse.Namespace, config: TrainConfig, folder: Path | None = None,
+               evaluate: bool = True) -> dict[str, Any]:
+    """Train (or reuse, or only evaluate) the task's run in ``folder`` (default: runs/<task>); its metrics.json."""
+    spec, folder = run_spec(task, args), RunFolder(folder or args.runs_dir / task.slug)
     limit = args.gen_limit if task.scoring == "generation" else args.limit
+    evaluate = evaluate and not args.no_eval
     if args.reuse and _trained(folder, spec.identity(config)):
         metrics = _metrics(folder.root)
-        if args.no_eval or _evaluated(metrics, task.scoring, limit):
+        if not evaluate or _evaluated(metrics, task.scoring, limit):
             print(f"[{task.name}] reusing {folder.root}", flush=True)
             return metrics
         print(f"[{task.name}] evaluating the saved run in {folder.root}", flush=True)
@@ -193,7 +238,7 @@ def ensure_run(task: StudyTask, args: argparse.Namespace, config: TrainConfig) -
     else:
         resume = args.reuse and has_checkpoint(folder.checkpoint_dir)
         print(f"[{task.name}] {'resuming' if resume else 'training'} into {folder.root}", flush=True)
-        outcome = train_run(spec, config, folder.root, run_mode="train" if args.no_eval else "train_eval",
+        outcome = train_run(spec, config, folder.root, run_mode="train_eval" if evaluate else "train",
                             scoring=task.scoring, limit=limit, overwrite=not resume, progress=False)
     if not args.keep_checkpoints:
         prune(folder.root)
@@ -248,16 +293,27 @@ def run_study(title: str, intro: str, tasks: tuple[StudyTask, ...], args: argpar
     for task in chosen:
         run = ensure_run(task, args, config)
         rows += result_rows(task, run, None if args.no_eval else ensure_zeroshot(task, args))
+    controls = control_tasks(tasks, args)
+    for task in controls:
+        print(f"[{task.name}] seed control (seed {args.control_seed}, trained only)", flush=True)
+        ensure_run(task, args, train_config(args, args.control_seed), control_folder(task, args), evaluate=False)
     results = pd.DataFrame(rows)
     trajectory = next((t for t in chosen if t.name == args.trajectory_task), chosen[0])
-    write_outputs(title, intro, chosen, trajectory, results, config, args, time.monotonic() - start)
+    write_outputs(title, intro, chosen, controls, trajectory, results, config, args, time.monotonic() - start)
 
 
-def write_outputs(title: str, intro: str, tasks: list[StudyTask], trajectory: StudyTask, results: pd.DataFrame,
-                  config: TrainConfig, args: argparse.Namespace, seconds: float) -> None:
+def study_sources(tasks: list[StudyTask], controls: list[StudyTask], args: argparse.Namespace) -> list[EditSource]:
+    """The study's runs, then the seed-control runs labelled "<task> (seed S)"."""
+    sources = [load_source(args.runs_dir / task.slug) for task in tasks]
+    return sources + [replace(load_source(control_folder(task, args)), label=control_label(task, args))
+                      for task in controls]
+
+
+def write_outputs(title: str, intro: str, tasks: list[StudyTask], controls: list[StudyTask], trajectory: StudyTask,
+                  results: pd.DataFrame, config: TrainConfig, args: argparse.Namespace, seconds: float) -> None:
     output: Path = args.output
     output.mkdir(parents=True, exist_ok=True)
-    sources = [load_source(args.runs_dir / task.slug) for task in tasks]
+    sources = study_sources(tasks, controls, args)
     table = head_table(sources)
     written: list[Path] = []
 
@@ -265,8 +321,8 @@ def write_outputs(title: str, intro: str, tasks: list[StudyTask], trajectory: St
         (output / name).write_text(content, encoding="utf-8")
         written.append(output / name)
 
-    def figure(name: str, plot: Any, *items: Any) -> None:
-        plot(*items, path=output / name)
+    def figure(name: str, plot: Any, *items: Any, **options: Any) -> None:
+        plot(*items, path=output / name, **options)
         written.append(output / name)
 
     text("heads.csv", table.to_csv(index=False))
@@ -281,9 +337,16 @@ def write_outputs(title: str, intro: str, tasks: list[StudyTask], trajectory: St
         figure("heatmap-grid-change.png", plot_head_grid, table, "change")
         figure("overlap.png", plot_overlap, table)
     figure("depth-profile.png", plot_depth_profile, table)
-    figure(f"trajectories-{trajectory.slug}.png", plot_gate_trajectories,
-           sources[[t.name for t in tasks].index(trajectory.name)])
-    text("README.md", readme(title, intro, table, results, overlaps, config, args, seconds,
+    trajectory_source = sources[[t.name for t in tasks].index(trajectory.name)]
+    figure(f"trajectories-{trajectory.slug}.png", plot_gate_trajectories, trajectory_source)
+    model, tokenizer = load_model()
+    lens = pd.concat([additive_logit_lens(source, model, tokenizer, heads=5) for source in sources[:len(tasks)]],
+                     ignore_index=True)
+    text("logit-lens.csv", lens.to_csv(index=False))
+    figure(f"logit-lens-{trajectory.slug}.png", plot_logit_lens, lens[lens["run"] == trajectory_source.label],
+           title=f"{trajectory.name} — {trajectory_source.model}")
+    control_runs = {control_label(task, args): task.name for task in controls}
+    text("README.md", readme(title, intro, table, results, overlaps, lens, control_runs, config, args, seconds,
                              [p.name for p in written if p.suffix == ".png"]))
     for path in written:
         print(f"wrote {path}")
@@ -310,39 +373,73 @@ def overlap_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def findings(table: pd.DataFrame, overlaps: pd.DataFrame) -> list[str]:
-    """Plain statements read off the head table: kept heads, where they sit, what all runs share."""
+def findings(table: pd.DataFrame, overlaps: pd.DataFrame, controls: dict[str, str]) -> list[str]:
+    """Plain statements read off the head table: kept heads, where they sit, what all runs share, and how the
+    seed control (``controls``: control run label -> its task's run label) compares with the task pairs."""
     lines = []
-    profile = depth_profile(table)
-    n_runs = table["run"].nunique()
-    for kind, rows in table[table["edited"]].groupby("kind", sort=False):
+    main = table[~table["run"].isin(list(controls))]
+    profile = depth_profile(main)
+    n_runs = main["run"].nunique()
+    for kind, rows in main[main["edited"]].groupby("kind", sort=False):
         kept = rows.groupby("run", sort=False)["selected"].sum()
         per_layer = profile[profile["kind"] == kind].groupby("layer")["n_selected"].sum()
         top_layers = ", ".join(f"L{layer} ({int(n)})" for layer, n in per_layer.nlargest(5).items() if n > 0)
         shared = rows.groupby(["layer", "head"])["selected"].all()
         shared = [f"L{layer}H{head}" for (layer, head), all_kept in shared.items() if all_kept]
         listed = f" ({', '.join(shared[:12])}{' ...' if len(shared) > 12 else ''})" if shared else ""
-        pairs = overlaps[overlaps["kind"] == kind]
-        from_init = [spearman(run["init_p_nonzero"], run["p_nonzero"]) for _, run in rows.groupby("run")]
+        kinds = overlaps[overlaps["kind"] == kind]
+        pairs = kinds[~kinds["run_a"].isin(list(controls)) & ~kinds["run_b"].isin(list(controls))]
+        if rows["init_p_nonzero"].nunique() == 1:
+            init_note = "every gate started at the same logit (--gate-init), so only training ordered the heads."
+        else:
+            from_init = [spearman(run["init_p_nonzero"], run["p_nonzero"]) for _, run in rows.groupby("run")]
+            init_note = (f"Spearman ρ of each run's P(g≠0) with its own value at initialisation: mean "
+                         f"{pd.Series(from_init).mean():.2f} (near 1: the ranking still mostly reflects where the "
+                         "gates started; heatmap-grid-change.png shows what training moved).")
         lines.append(f"- **{kind}**: heads kept per run {int(kept.min())}-{int(kept.max())} of {len(rows) // n_runs} "
                      f"(median {kept.median():.0f}); layers with the most kept heads over all runs: "
                      f"{top_layers or 'none'}; kept in all {n_runs} runs: {len(shared)} head(s){listed}; "
-                     f"mean pairwise Jaccard {pairs['jaccard'].mean():.2f} "
+                     f"other task, same seed: mean pairwise Jaccard {pairs['jaccard'].mean():.2f} "
                      f"(range {pairs['jaccard'].min():.2f}-{pairs['jaccard'].max():.2f}), mean Spearman ρ of P(g≠0) "
-                     f"{pairs['spearman'].mean():.2f}; Spearman ρ of each run's P(g≠0) with its own value at "
-                     f"initialisation (the same seed, so the same initial gates, in every run): mean "
-                     f"{pd.Series(from_init).mean():.2f} — near 1 means the ranking still mostly reflects where the "
-                     "gates started (heatmap-grid-change.png shows what training moved).")
+                     f"{pairs['spearman'].mean():.2f}; {init_note}"
+                     + "".join(_control_statement(kinds, control, run) for control, run in controls.items()))
     return lines
 
 
+def _control_statement(overlaps: pd.DataFrame, control: str, run: str) -> str:
+    """" Same task, other seed: Jaccard j, Spearman ρ r." for one control run and its task's run."""
+    pair = overlaps[((overlaps["run_a"] == control) & (overlaps["run_b"] == run))
+                    | ((overlaps["run_a"] == run) & (overlaps["run_b"] == control))].iloc[0]
+    return (f" Same task, other seed ({run} vs {control}): Jaccard {pair['jaccard']:.2f}, "
+            f"Spearman ρ {pair['spearman']:.2f}.")
+
+
+def lens_markdown(lens: pd.DataFrame) -> str:
+    """One row per run: its strongest additive head, the top-5 tokens it promotes and suppresses."""
+    rows = []
+    for run, group in lens.groupby("run", sort=False):
+        top = group.sort_values("written_norm", ascending=False, kind="stable").iloc[0]
+        head = group[(group["layer"] == top["layer"]) & (group["head"] == top["head"])]
+        tokens = {direction: " ".join(repr(t) for t in head[head["direction"] == direction]
+                                      .sort_values("rank")["token"].head(5))
+                  for direction in ("promotes", "suppresses")}
+        rows.append({"run": run, "head": f"L{top['layer']}H{top['head']}", "norm": round(float(top["written_norm"]), 3),
+                     **tokens})
+    return to_markdown(pd.DataFrame(rows)) if rows else "(no open additive gate)"
+
+
 def readme(title: str, intro: str, table: pd.DataFrame, results: pd.DataFrame, overlaps: pd.DataFrame,
-           config: TrainConfig, args: argparse.Namespace, seconds: float, figures: list[str]) -> str:
+           lens: pd.DataFrame, controls: dict[str, str], config: TrainConfig, args: argparse.Namespace, seconds: float,
+           figures: list[str]) -> str:
     command = "python " + shlex.join([_shown(Path(sys.argv[0])), *(a for a in sys.argv[1:] if a != "--reuse")])
     runs = results.drop_duplicates("task")
     compute = sum(runs[c].sum() for c in ("train_s", "eval_s", "zero_shot_eval_s") if c in runs) / 60
     settings = {"train_size": args.train_size, "val_size": args.val_size, **config.to_dict(),
                 "test items (likelihood / generation)": f"{args.limit} / {args.gen_limit}"}
+    if args.gate_init is not None:
+        title += f" (every gate starting at logit {args.gate_init})"
+        intro += (f" Every gate logit starts at {args.gate_init} (`--gate-init`) instead of the spec's random "
+                  "uniform values, so which heads close is decided by training alone, not by where each gate started.")
     parts = [f"# {title}", "", intro, "",
              "## How these files were made", "", "```bash", command, "```", "",
              (f"Training and scoring took {compute:.0f} min on {os.cpu_count()} CPU core(s) ({platform.machine()}, "
@@ -351,7 +448,7 @@ def readme(title: str, intro: str, table: pd.DataFrame, results: pd.DataFrame, o
               + (f"these files were redrawn from the saved runs with `--reuse` ({seconds / 60:.1f} min). "
                  if args.reuse else f"the command took {seconds / 60:.1f} min. ")
               + f"Written {datetime.now(timezone.utc):%Y-%m-%d}. Model: the embedded SmolLM2-135M-Instruct (30 "
-              "layers x 9 heads), `hf` backend, formulation `text`, Alpaca prompt."), "",
+              f"layers x 9 heads), `hf` backend, formulation `{args.formulation}`, Alpaca prompt."), "",
              "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), ""]
     parts += ["## Results", "",
               ("Zero-shot vs JoLA on the same test items. Likelihood scoring ranks the answer options by "
@@ -359,10 +456,22 @@ def readme(title: str, intro: str, table: pd.DataFrame, results: pd.DataFrame, o
                "4-beam decoding (ROUGE-L, BLEU). `kept_*`: heads whose evaluation gate is > 0, of `heads`; "
                "`train_s` / `eval_s`: seconds of training and of scoring the JoLA run."), "",
               results_markdown(results),
-              "## What the head tables say", "", *findings(table, overlaps), "",
+              "## What the head tables say", "",
+              (f"Seed control: {', '.join(controls.values())} trained again with seed {args.control_seed} (rows "
+               "labelled '(seed ...)' in the figures; not scored, not in the results table). If the same task "
+               "under another seed overlaps less than two tasks under one seed, the selection reflects the "
+               "initial gate logits more than the task." if controls else "No seed control (--control-tasks "
+               "was empty): overlaps between runs that share a seed also reflect their shared initial gates."), "",
+              *findings(table, overlaps, controls), "",
+              "## What the strongest additive edits write", "",
+              ("Per run, the head whose additive edit writes the largest vector through its slice of the output "
+               "projection, and the tokens that vector raises and lowers most through the unembedding (direct "
+               "logit effect, `jola_lens.analysis.additive_logit_lens`):"), "",
+              lens_markdown(lens), "",
               "## Figures", "", *[f"![{name}]({name})" for name in figures], "",
               ("Tables: `results.md/.csv` (scores), `summary.md/.csv` (heads kept, parameters used, top heads), "
-               "`heads.csv` (one row per run, kind, layer, head), `overlap.csv` (pairwise Jaccard / Spearman). "
+               "`heads.csv` (one row per run, kind, layer, head), `overlap.csv` (pairwise Jaccard / Spearman), "
+               "`logit-lens.csv` (tokens each run's five strongest additive edits promote and suppress). "
                f"Run folders: `{_shown(args.runs_dir)}` (config.json, edit/, gates/, train_log.jsonl, metrics.json; "
                "`zeroshot/` holds the bare model's scores)."), ""]
     return "\n".join(parts)

@@ -73,7 +73,7 @@ def main() -> None:
 
     results = {}
     for label, with_edit in (("hf bare", False), ("hf edit", True)) * 2:
-        results.setdefault(label, []).append(timed(lambda: hf_step(with_edit), args.repeats))
+        results.setdefault(label, []).append(timed(lambda w=with_edit: hf_step(w), args.repeats))
 
     bridge = boot_bridge(model, tokenizer)
 
@@ -90,7 +90,7 @@ def main() -> None:
             optimizer.zero_grad(set_to_none=True)
 
     for label, with_edit in (("tl bare", False), ("tl edit", True)) * 2:
-        results.setdefault(label, []).append(timed(lambda: tl_step(with_edit), args.repeats))
+        results.setdefault(label, []).append(timed(lambda w=with_edit: tl_step(w), args.repeats))
 
     print(f"one training step, batch {args.batch} x {args.tokens} tokens, torch threads {torch.get_num_threads()}"
           f" (median of {args.repeats}, two interleaved rounds):")

@@ -10,6 +10,16 @@ from jola_lens.merge import merge_edit, save_merged
 from jola_lens.models import boot_bridge, load_model
 
 __all__ = [
-    "__version__", "JoLAConfig", "JoLAEdit", "EditShapeError", "GateSchedule", "UnsupportedModelError",
-    "find_head_sites", "register_architecture", "merge_edit", "save_merged", "load_model", "boot_bridge",
+    "EditShapeError",
+    "GateSchedule",
+    "JoLAConfig",
+    "JoLAEdit",
+    "UnsupportedModelError",
+    "__version__",
+    "boot_bridge",
+    "find_head_sites",
+    "load_model",
+    "merge_edit",
+    "register_architecture",
+    "save_merged",
 ]

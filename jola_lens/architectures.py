@@ -106,8 +106,8 @@ def find_head_sites(model: object) -> HeadSites:
             f"{type(hf_model).__name__} (model_type={model_type!r}) has no '{layout.layers_path}[i]."
             f"{layout.out_proj_path}': {error}. Fix the mapping with jola_lens.register_architecture."
         ) from error
-    n_heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head")
-    hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd")
+    n_heads = getattr(config, "num_attention_heads", None) or config.n_head
+    hidden = getattr(config, "hidden_size", None) or config.n_embd
     d_head = getattr(config, "head_dim", None) or hidden // n_heads
     in_features = _in_features(weights_holders[0])
     if in_features != n_heads * d_head:

@@ -9,7 +9,11 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jola_lens.training.config import TrainConfig
+    from jola_lens.training.pipeline import RunOutcome, RunSpec
 
 TRAIN_EPILOG = """\
 the paper's seed command and its equivalent here (every flag also accepts dashes: --train-batch):
@@ -34,7 +38,7 @@ multiplicative and 3/270 additive gates closed. Raise --gate_lr and --penalty_sc
 
 examples:
   jola-lens train --task extra/SST-2 --formulation text --num_epoch 3 --output_dir runs/sst2 --run_mode train_eval
-  jola-lens train --task commonsense/ARC-e --formulation text --gate_lr 0.1 --penalty_scale 10 --output_dir runs/arc
+  jola-lens train --task commonsense/ARC-e --formulation cloze --gate_lr 0.1 --penalty_scale 10 --output_dir runs/arc
 """
 
 EVAL_EPILOG = """\
@@ -90,7 +94,8 @@ def _add_common(parser: argparse.ArgumentParser, inherit: bool) -> None:
     _flag(task, "source", choices=SOURCES, default=default(spec["source"]),
           help="where task data comes from: local files, the embedded copy, or the hub" + note % spec["source"])
     _flag(task, "formulation", choices=FORMULATIONS, default=default(spec["formulation"]),
-          help="targets: option labels (answer1, true, ...) or option texts" + note % spec["formulation"])
+          help="targets: option labels (answer1, true, ...), option texts, or option texts after the question "
+               "alone (cloze: no options listed)" + note % spec["formulation"])
     _flag(task, "prompt_style", choices=PROMPT_STYLES, default=default(spec["prompt_style"]),
           help="alpaca = the paper's template; chat = the tokenizer's chat template" + note % spec["prompt_style"])
     _flag(task, "backend", choices=BACKENDS, default=default(spec["backend"]),
@@ -159,6 +164,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
           help="learning rate of the gate logits (default: --lr); 0.1 lets gates close")
     _flag(gates, "penalty_scale", type=float, default=train["penalty_scale"], metavar="X",
           help="multiplies the gate penalty of the spec, [...]/(layers x heads) (default: %(default)s)")
+    _flag(gates, "gate_init", type=float, default=None, metavar="LOGIT",
+          help="start every gate logit at LOGIT instead of the spec's random uniform values, so that which heads "
+               "close depends on training, not on the seed (default: random)")
     parser.set_defaults(func=run_train)
     return parser
 
@@ -225,7 +233,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root.setLevel(logging.WARNING if args.quiet else logging.INFO)
 
 
-def train_settings(args: argparse.Namespace) -> tuple[Any, Any]:
+def train_settings(args: argparse.Namespace) -> tuple[RunSpec, TrainConfig]:
     """The (RunSpec, TrainConfig) that ``jola-lens train`` flags describe."""
     from jola_lens.training.config import TrainConfig
     from jola_lens.training.pipeline import RunSpec
@@ -278,7 +286,7 @@ def _heads_line(heads: dict[str, dict[str, int]]) -> str:
     return ", ".join(f"{kind} {c['kept']}/{c['total']} kept ({c['closed']} closed)" for kind, c in heads.items())
 
 
-def format_summary(outcome: Any) -> str:
+def format_summary(outcome: RunOutcome) -> str:
     """One screen: what ran, the metric, trainable parameters, heads kept per edit kind, time, files."""
     lines = [f"jola-lens: done in {_duration(outcome.seconds)}" + (" (resumed run)" if outcome.resumed else "")]
     training = outcome.metrics.get("training")

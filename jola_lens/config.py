@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,8 @@ class JoLAConfig:
     ``layers`` restricts editing to a subset (default: all layers). The gate constants are the
     Hard Concrete ones of the spec (beta = temperature, [gamma, zeta] = stretch interval).
     ``additive`` / ``multiplicative`` / ``gated`` switch parts of the method off for ablations.
+    ``gate_init``: None draws every gate logit uniform in +-sqrt(6 / (1 + heads)) (the spec); a number starts every
+    logit there, so that which heads close is decided by training alone, not by the random starting point.
     """
 
     n_layers: int
@@ -28,6 +31,7 @@ class JoLAConfig:
     multiplicative: bool = True
     gated: bool = True
     init_std: float = 1e-3
+    gate_init: float | None = None
     beta: float = 0.33
     gamma: float = -0.1
     zeta: float = 1.1
@@ -55,6 +59,8 @@ class JoLAConfig:
             raise ValueError("JoLAConfig: at least one of additive / multiplicative must be on")
         if not self.init_std >= 0:
             raise ValueError(f"JoLAConfig.init_std must be >= 0, got {self.init_std}")
+        if self.gate_init is not None and not math.isfinite(self.gate_init):
+            raise ValueError(f"JoLAConfig.gate_init must be a finite logit or None, got {self.gate_init}")
         if not self.beta > 0:
             raise ValueError(f"JoLAConfig.beta (temperature) must be > 0, got {self.beta}")
         if not self.gamma < 0:
@@ -85,7 +91,7 @@ class JoLAConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "JoLAConfig":
+    def from_dict(cls, data: dict[str, Any]) -> JoLAConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -98,6 +104,6 @@ class JoLAConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
-    def replace(self, **changes: Any) -> "JoLAConfig":
+    def replace(self, **changes: Any) -> JoLAConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from jaxtyping import Float
@@ -32,7 +33,8 @@ class JoLAEdit(nn.Module):
 
     ``additive`` / ``multiplicative``: [edited layers, heads, d_head] vectors (N(0, init_std));
     ``additive_gate_logits`` / ``multiplicative_gate_logits``: [edited layers, heads] Hard Concrete
-    logits (uniform in +-sqrt(6 / (1 + heads))). Gates are sampled in training mode, deterministic in eval.
+    logits (uniform in +-sqrt(6 / (1 + heads)), or all ``config.gate_init``). Gates are sampled in training mode,
+    deterministic in eval.
     """
 
     def __init__(self, config: JoLAConfig, generator: torch.Generator | None = None) -> None:
@@ -45,11 +47,12 @@ class JoLAEdit(nn.Module):
             vector = torch.randn(n_rows, n_heads, d_head, generator=generator) * config.init_std
             self.register_parameter(kind, nn.Parameter(vector))
             if config.gated:
-                logits = (torch.rand(n_rows, n_heads, generator=generator) * 2 - 1) * bound
+                logits = ((torch.rand(n_rows, n_heads, generator=generator) * 2 - 1) * bound
+                          if config.gate_init is None else torch.full((n_rows, n_heads), float(config.gate_init)))
                 self.register_parameter(f"{kind}_gate_logits", nn.Parameter(logits))
 
     @classmethod
-    def for_model(cls, model: object, *, seed: int | None = None, **config_fields: object) -> "JoLAEdit":
+    def for_model(cls, model: object, *, seed: int | None = None, **config_fields: object) -> JoLAEdit:
         """An edit sized for ``model`` (a HF model, a TransformerBridge or an nnsight model)."""
         from jola_lens.architectures import find_head_sites, unwrap_hf_model
 
@@ -65,7 +68,7 @@ class JoLAEdit(nn.Module):
     def gate_logits(self, kind: str) -> Float[Tensor, "layer head"] | None:
         return getattr(self, f"{kind}_gate_logits", None)
 
-    def _layer_gate(self, kind: str, row: int) -> Float[Tensor, "head"] | None:
+    def _layer_gate(self, kind: str, row: int) -> Float[Tensor, " head"] | None:
         logits = self.gate_logits(kind)
         if logits is None:
             return None
@@ -162,14 +165,14 @@ class JoLAEdit(nn.Module):
             )
 
     # ---- using it on a model -------------------------------------------------------------------
-    def attach(self, model: object) -> "Attachment":
+    def attach(self, model: object) -> Attachment:
         """Hook this edit into ``model`` (HF model, TransformerBridge or nnsight model) until ``.remove()``."""
         from jola_lens.backends import attach
 
         return attach(model, self)
 
     @contextmanager
-    def attached(self, model: object) -> Iterator["JoLAEdit"]:
+    def attached(self, model: object) -> Iterator[JoLAEdit]:
         """``with edit.attached(model): ...`` edits every forward pass (and generated token) inside the block."""
         attachment = self.attach(model)
         try:
@@ -196,7 +199,7 @@ class JoLAEdit(nn.Module):
         save_edit(self, directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> "JoLAEdit":
+    def from_pretrained(cls, directory: str | os.PathLike) -> JoLAEdit:
         from jola_lens.serialization import load_edit
 
         return load_edit(directory)
@@ -207,4 +210,4 @@ class JoLAEdit(nn.Module):
                 f"kinds={c.edit_kinds}, gated={c.gated}")
 
 
-__all__ = ["JoLAEdit", "EditShapeError", "EDIT_KINDS"]
+__all__ = ["EDIT_KINDS", "EditShapeError", "JoLAEdit"]

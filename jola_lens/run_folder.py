@@ -48,7 +48,7 @@ class RunFolder:
     def gate_snapshot(self, epoch: int) -> Path:
         return self.gates_dir / f"epoch-{epoch:04d}.safetensors"
 
-    def require(self) -> "RunFolder":
+    def require(self) -> RunFolder:
         """Raise :class:`NotARunError` unless this folder holds a run (a config.json and an edit)."""
         if not self.config.is_file() or not self.edit_dir.is_dir():
             raise NotARunError(

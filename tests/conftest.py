@@ -18,8 +18,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def build_tiny_model(arch: str, seed: int = 0, vocab_size: int = 128):
     """A 2-layer, 4-head random causal LM of the given family (GQA for llama and qwen2)."""
-    from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config,
-                              Qwen2ForCausalLM)
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
     common = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,

@@ -70,6 +70,20 @@ def test_grid_colour_scale_is_shared():
     assert len(limits) == 1
 
 
+def test_grid_marks_the_same_case_in_every_panel_of_a_kind():
+    """Multiplicative: run 0 keeps 3 of 4 heads, run 1 keeps 1; over both runs half are kept, so both panels
+    mark their kept heads (●), even run 0 where kept heads are the majority. Additive (3 of 4 kept in each run):
+    both mark the one closed head (×)."""
+    heads = [{"additive": [(0, 0), (0, 1), (1, 0)], "multiplicative": [(0, 0), (0, 1), (1, 1)]},
+             {"additive": [(0, 0), (0, 1), (1, 0)], "multiplicative": [(0, 0)]}]
+    sources = [EditSource(f"run{i}", f"run{i}", "m", make_edit(2, 2, 4, open_heads=h)) for i, h in enumerate(heads)]
+    fig = plot_head_grid(sources, "p_nonzero")
+    marks = {ax.get_title().split("\n")[0]: [len(c.get_offsets()) for c in ax.collections] for ax in fig.axes[:4]}
+    assert marks == {"run0 · additive": [1], "run0 · multiplicative": [3], "run1 · additive": [1],
+                     "run1 · multiplicative": [1]}
+    assert "the rarer case over all panels is marked" in fig.get_suptitle()
+
+
 def test_no_head_closed_is_said_in_the_title():
     edit = make_edit(*SMOLLM2, open_heads=None)
     fig = plot_head_heatmap(edit, "p_nonzero")

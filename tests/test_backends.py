@@ -4,9 +4,9 @@ import copy
 
 import pytest
 import torch
+from conftest import build_tiny_model
 from torch import nn
 
-from conftest import build_tiny_model
 from jola_lens import JoLAConfig, JoLAEdit, UnsupportedModelError, boot_bridge
 from jola_lens.backends import transformer_lens as tl_backend
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+import torch
 from test_training_helpers import tiny_model_dir, tiny_task  # noqa: F401  (fixtures)
 
 from jola_lens.cli import build_parser, main, train_settings
@@ -59,11 +61,22 @@ def test_head_selection_and_extra_flags_reach_the_config():
     spec, config = train_settings(parse(["train", "--gate-lr", "0.1", "--penalty_scale", "10", "--backend", "tl",
                                          "--formulation", "text", "--prompt-style", "chat", "--val_size", "50",
                                          "--max-length", "256", "--source", "embedded", "--gate_scheduler", "none",
-                                         "--gate_lambda", "0.3", "--patience", "0", "--save-strategy", "last"]))
+                                         "--gate_lambda", "0.3", "--patience", "0", "--save-strategy", "last",
+                                         "--gate-init", "2"]))
     assert (config.gate_lr, config.lr, config.penalty_scale, config.max_length) == (0.1, 5e-3, 10.0, 256)
+    assert config.gate_init == 2.0
     assert (config.gate_scheduler, config.gate_lambda, config.patience, config.save_strategy) == ("none", 0.3, 0, "last")
     assert (spec.backend, spec.formulation, spec.prompt_style, spec.val_size, spec.source) == (
         "tl", "text", "chat", 50, "embedded")
+
+
+def test_hf_cache_dir_is_set_before_the_hf_libraries_load(monkeypatch, tmp_path):
+    from jola_lens.cli import _set_hf_cache
+
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_CACHE", raising=False)
+    _set_hf_cache(["train", "--hf-cache-dir", str(tmp_path), "--lr", "1"])
+    assert (os.environ["HF_HUB_CACHE"], os.environ["HF_DATASETS_CACHE"]) == (str(tmp_path), str(tmp_path / "datasets"))
 
 
 def test_only_attention_can_be_edited(capsys):
@@ -143,6 +156,16 @@ def test_interrupt_and_nan_messages(monkeypatch, tmp_path, capsys):
 
 
 # ---- whole runs ------------------------------------------------------------------------------------------
+def test_gate_init_flag_starts_every_gate_logit_there(tmp_path, tiny_args):
+    run = RunFolder(tmp_path / "run")
+    assert main(["train", *tiny_args, "--num_epoch", "1", "--gate_init", "2.5", "--output_dir", str(run.root),
+                 "--quiet"]) == 0
+    epoch, _, initial = run.read_gate_snapshots()[0]
+    assert epoch == 0 and all(torch.equal(logits, torch.full_like(logits, 2.5)) for logits in initial.values())
+    config = run.read_config()
+    assert config["train"]["gate_init"] == 2.5 and config["edit"]["gate_init"] == 2.5
+
+
 def test_train_eval_writes_a_complete_run_and_the_same_command_resumes(tmp_path, tiny_args, capsys):
     run, results = tmp_path / "runs" / "tiny", tmp_path / "all.jsonl"
     argv = ["train", *tiny_args, "--output_dir", str(run), "--run_mode", "train_eval", "--scoring", "both",

@@ -20,6 +20,7 @@ from jola_lens.serialization import CONFIG_NAME, WEIGHTS_NAME
         (dict(n_layers=2, n_heads=4, d_head=8, beta=0), "beta"),
         (dict(n_layers=2, n_heads=4, d_head=8, layers=(0, 2)), r"layers \[2\] outside \[0, 2\)"),
         (dict(n_layers=2, n_heads=4, d_head=8, additive=False, multiplicative=False), "at least one"),
+        (dict(n_layers=2, n_heads=4, d_head=8, gate_init=float("nan")), "gate_init must be a finite logit"),
     ],
 )
 def test_config_rejects_impossible_values(fields, message):
@@ -38,6 +39,14 @@ def test_initialisation_follows_the_spec():
     bound = math.sqrt(6 / 32)
     logits = edit.additive_gate_logits.detach()
     assert logits.abs().max() <= bound and logits.abs().max() > 0.9 * bound
+
+
+def test_constant_gate_init_starts_every_gate_alike(tmp_path):
+    edit = JoLAEdit(JoLAConfig(n_layers=3, n_heads=4, d_head=8, gate_init=1.5), generator=torch.Generator())
+    for kind in ("additive", "multiplicative"):
+        assert torch.equal(edit.gate_logits(kind), torch.full((3, 4), 1.5))
+    edit.save_pretrained(tmp_path)
+    assert JoLAEdit.from_pretrained(tmp_path).config.gate_init == 1.5
 
 
 def random_edit(config: JoLAConfig, seed: int = 0) -> JoLAEdit:

@@ -4,11 +4,11 @@ import logging
 
 import pytest
 import torch
+from conftest import build_tiny_model
+from test_backends import ids, strong_edit
 from transformers import AutoModelForCausalLM
 
-from conftest import build_tiny_model
 from jola_lens import merge_edit
-from test_backends import ids, strong_edit
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -4,7 +4,6 @@ import re
 import runpy
 
 import pytest
-
 from conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -12,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 def python_blocks() -> list[str]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
 
 
 def test_readme_has_examples():

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from test_backends import strong_edit
 from transformers import AutoModelForCausalLM
 
 from jola_lens import boot_bridge, load_model, merge_edit
 from jola_lens.models import DEFAULT_MODEL
-from test_backends import strong_edit
 
 pytestmark = pytest.mark.slow
 

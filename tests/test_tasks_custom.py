@@ -32,6 +32,9 @@ def test_multiple_choice_jsonl(tmp_path):
     assert metrics["accuracy"] == 50.0 and records[2]["prediction"] is None
     text = task_from_file(path, formulation="text").load_split("test")[0]
     assert text.target == text.choices[1] and text.choices[0].isdigit()
+    cloze = task_from_file(path, formulation="cloze").load_split("test")[0]
+    assert cloze.instruction == text.instruction.split("\n\nAnswer1: ")[0] and cloze.choices == text.choices
+    assert "Answer" not in cloze.instruction.split("question: ", 1)[1]
     assert task.parse("I think answer3", example) == "answer3"
 
 
@@ -98,4 +101,4 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="on_bad_record"):
         task_from_file(path, on_bad_record="ignore")
     with pytest.raises(ValueError, match="formulation"):
-        task_from_file(path, formulation="cloze")
+        task_from_file(path, formulation="letters")

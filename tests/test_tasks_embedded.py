@@ -25,7 +25,7 @@ def test_embedded_counts_and_carving(name, total):
     assert len(train) == min(1000 if name.endswith("HellaSwag") else 400, total // 2)
     assert len(train) + len(test) == total
     assert not {e.id for e in train} & {e.id for e in test}
-    for formulation in ("label", "text"):
+    for formulation in ("label", "text", "cloze"):
         for example in get_task(name, source="embedded", formulation=formulation).load_split("test")[:20]:
             assert example.choices and example.choices[example.answer_index] == example.target
 

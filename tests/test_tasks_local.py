@@ -42,6 +42,27 @@ def test_text_formulation_targets_option_texts(data_dir):
     assert (text.id, text.answer_index) == (label.id, label.answer_index)
 
 
+def test_cloze_formulation_shows_the_question_alone(data_dir):
+    label = get_task("commonsense/HellaSwag", data_dir=data_dir).load_split("test")
+    cloze = get_task("commonsense/HellaSwag", data_dir=data_dir, formulation="cloze").load_split("test")
+    first = next(e for e in cloze if e.id.endswith(":0"))
+    assert first.instruction == ("Please choose the correct ending to complete the given sentence: Roof shingle "
+                                 "removal: A man is sitting on a roof. he")
+    assert first.target == "starts pulling up roofing on a roof." == first.choices[first.answer_index]
+    assert [(e.id, e.answer_index) for e in cloze] == [(e.id, e.answer_index) for e in label]
+    boolq_text = get_task("commonsense/BoolQ", data_dir=data_dir, formulation="text").load_split("test")[0]
+    boolq_cloze = get_task("commonsense/BoolQ", data_dir=data_dir, formulation="cloze").load_split("test")[0]
+    assert boolq_cloze == boolq_text and boolq_cloze.instruction.endswith("Answer format: true/false")
+
+
+def test_mmlu_pro_cloze_drops_the_lettered_options(data_dir):
+    label = get_task("mmlu_pro/history", data_dir=data_dir).load_split("test")[0]
+    cloze = get_task("mmlu_pro/history", data_dir=data_dir, formulation="cloze").load_split("test")[0]
+    question = label.instruction.split("Question: ", 1)[1].split("\n\nA. ", 1)[0]
+    assert cloze.instruction == f"The following is a question about history.\n\nQuestion: {question}"
+    assert "\nA. " in label.instruction and cloze.target == cloze.choices[label.answer_index]
+
+
 def test_winogrande_train_uses_the_test_file_template(data_dir):
     source = data_dir / "commonsense/winogrande/source/winogrande_xl-validation.jsonl"
     test = json.loads((data_dir / "commonsense/winogrande/test.json").read_text())

@@ -48,6 +48,8 @@ def _plot(table: pd.DataFrame, color: str, title: str) -> Figure:
     width = len(kinds) * (panel[0] + 0.7) + 1.4
     fig = new_figure(width, len(runs) * (panel[1] + 0.9) + 1.2)
     axes = fig.subplots(len(runs), len(kinds), squeeze=False)
+    edited = table[table["edited"]]
+    mark_kept = {kind: bool(rows["selected"].sum() <= len(rows) / 2) for kind, rows in edited.groupby("kind")}
     for group in (kinds if color == "norm" else [None]):
         columns = [kinds.index(group)] if group else list(range(len(kinds)))
         vmin, vmax = scale.limits(table.loc[table["kind"] == group, color] if group else table[color])
@@ -60,7 +62,8 @@ def _plot(table: pd.DataFrame, color: str, title: str) -> Figure:
                     ax.set_axis_off()
                     ax.set_title(f"{run} · {kinds[column]}\nno {kinds[column]} edit", fontsize=9)
                     continue
-                image = _draw_panel(ax, rows, scale, (vmin, vmax), (n_layers, n_heads), panel)
+                image = _draw_panel(ax, rows, scale, (vmin, vmax), (n_layers, n_heads), panel,
+                                    mark_kept.get(kinds[column], True))
                 ax.set_title(f"{run} · {kinds[column]}\n{selection_note(rows)}", fontsize=9)
                 ax.set_xlabel("layer" if row == len(runs) - 1 else "", fontsize=8)
                 ax.set_ylabel("head" if column == 0 else "", fontsize=8)
@@ -73,7 +76,8 @@ def _plot(table: pd.DataFrame, color: str, title: str) -> Figure:
 
 
 def _draw_panel(ax: Axes, rows: pd.DataFrame, scale: ColorScale, limits: tuple[float, float],
-                shape: tuple[int, int], panel: tuple[float, float]) -> object:
+                shape: tuple[int, int], panel: tuple[float, float], mark_kept: bool) -> object:
+    """One layer x head panel; marks the kept heads (``mark_kept``) or the closed ones with white symbols."""
     n_layers, n_heads = shape
     cell_x, cell_y = panel[0] / n_layers, panel[1] / n_heads
     grid = np.full((n_heads, n_layers), np.nan)
@@ -84,7 +88,7 @@ def _draw_panel(ax: Axes, rows: pd.DataFrame, scale: ColorScale, limits: tuple[f
     kept = edited["selected"]
     size = (min(cell_x, cell_y, 0.3) * 72 * 0.4) ** 2
     if 0 < kept.sum() < len(edited):
-        marked, marker = (edited[kept], "o") if kept.sum() <= len(edited) / 2 else (edited[~kept], "X")
+        marked, marker = (edited[kept], "o") if mark_kept else (edited[~kept], "X")
         ax.scatter(marked["layer"], marked["head"], s=size, marker=marker, c="white", edgecolors="black",
                    linewidths=0.6)
     set_index_ticks(ax, "x", n_layers, cell_x)
@@ -101,5 +105,5 @@ def _subtitle(table: pd.DataFrame, scale: ColorScale) -> str:
         heads = f"all {counts.pop()} heads" if len(counts) == 1 else "all heads"
         where = "" if len(panels) == 1 else " in every panel"
         return f"no head switched off: {heads} open{where} — colour shows {scale.label}{not_edited}"
-    return (f"colour: {scale.label}; the rarer case is marked: ● = kept (gate > 0) where most heads are closed, "
-            f"× = closed (gate = 0) where most are open{not_edited}")
+    return (f"colour: {scale.label}; per edit kind, the rarer case over all panels is marked: ● = kept (gate > 0) "
+            f"where most heads of that kind are closed, × = closed (gate = 0) where most are open{not_edited}")

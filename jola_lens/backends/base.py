@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 class Attachment:
@@ -20,7 +20,7 @@ class Attachment:
         while self._removers:
             self._removers.pop()()
 
-    def __enter__(self) -> "Attachment":
+    def __enter__(self) -> Attachment:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

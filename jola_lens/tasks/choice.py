@@ -5,6 +5,9 @@ Formulations (the `formulation` argument of every classification task):
 * "text": the target is the option's text (cloze style); `choices` are the option texts, and the
   instruction's final "Answer format: ..." line asks for the text of the correct option instead. Tasks whose
   labels are their texts (BoolQ true/false, SST-2, RTE) are identical in both formulations.
+* "cloze": the target is the option's text, and the instruction is the question alone: no listed options, no
+  answer-format line (as lm-eval scores multiple choice). With likelihood scoring this removes the bias towards
+  the first listed option that small models show; tasks whose labels are their texts keep their instruction.
 """
 
 from __future__ import annotations
@@ -14,22 +17,25 @@ from dataclasses import dataclass
 
 from jola_lens.tasks.base import CLASSIFICATION_MAX_NEW_TOKENS, Task
 from jola_lens.tasks.examples import Example
-from jola_lens.tasks.formats import ANSWER_FORMAT, text_instruction
+from jola_lens.tasks.formats import ANSWER_FORMAT, cloze_instruction, text_instruction
 from jola_lens.tasks.parsing import parse_label, parse_option_text
 from jola_lens.tasks.scoring import score_choices
 
-FORMULATIONS = ("label", "text")
+FORMULATIONS = ("label", "text", "cloze")
 
 
 @dataclass(frozen=True)
 class ChoiceItem:
-    """A classification item before formulation: the label-formulation instruction and both option views."""
+    """A classification item before formulation: the label-formulation instruction and both option views.
+    ``question``: the instruction without its options, for the cloze formulation (default: cut from
+    ``instruction``, see `formats.cloze_instruction`)."""
 
     id: str
     instruction: str
     labels: tuple[str, ...]
     texts: tuple[str, ...]
     answer_index: int
+    question: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.labels) != len(self.texts) or len(self.labels) < 2:
@@ -39,7 +45,9 @@ class ChoiceItem:
 
     def to_example(self, formulation: str) -> Example:
         instruction = self.instruction
-        if formulation == "text" and self.labels != self.texts and ANSWER_FORMAT in instruction:
+        if formulation == "cloze" and self.labels != self.texts:
+            instruction = self.question or cloze_instruction(instruction, self.labels)
+        elif formulation == "text" and self.labels != self.texts and ANSWER_FORMAT in instruction:
             instruction = text_instruction(instruction)
         choices = self.labels if formulation == "label" else self.texts
         target = choices[self.answer_index]
@@ -76,7 +84,7 @@ class ChoiceTask(Task):
         return [item.to_example(self.formulation) for item in self._items(split)]
 
     def parse(self, response: str, example: Example) -> str | None:
-        """The first option label (label formulation) or option text (text formulation) in the response's
+        """The first option label (label formulation) or option text (text, cloze) in the response's
         first line, see `jola_lens.tasks.parsing`."""
         if self.formulation == "label":
             return parse_label(response, example.choices)

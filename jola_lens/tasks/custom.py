@@ -4,8 +4,8 @@
 Accepted record shapes (fields matched exactly):
 * {"question", "choices" (or "options"), "answer"}: classification. `answer` is the text of a choice, a letter
   ("A" = first choice) or a 0-based index (int or digits). In CSV, choices are a JSON list or "a|b|c". The
-  instruction is rendered in the LLM-Adapters ARC format (answer1..answerN labels; the text formulation uses
-  the choice texts).
+  instruction is rendered in the LLM-Adapters ARC format (answer1..answerN labels; the text and cloze
+  formulations use the choice texts).
 * {"instruction", "answer" or "output"} (optional "input", appended after a blank line) or {"input", "output"}:
   classification when every instruction ends with an LLM-Adapters "Answer format: a/b" line that contains the
   answer (labels from that line, option texts parsed back when listed), generation otherwise. Pass

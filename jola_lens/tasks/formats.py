@@ -101,6 +101,16 @@ def parse_instruction(instruction: str, answer: str) -> tuple[tuple[str, ...], t
     return labels, texts, labels.index(answer)
 
 
+def cloze_instruction(instruction: str, labels: Sequence[str]) -> str:
+    """The instruction for the cloze formulation: the question alone, its listed options and answer-format line
+    cut off, so the model scores each option text as a continuation (lm-eval style; no first-option bias from
+    the listing). Instructions that list no options (BoolQ true/false) or have no answer-format line (a user's
+    own prompt) are kept whole."""
+    end = instruction.rfind(ANSWER_FORMAT)
+    start = instruction.rfind("\n\n" + _display(labels[0]) + ": ", 0, end) if end >= 0 else -1
+    return instruction[:start].rstrip() if start > 0 else instruction
+
+
 def text_instruction(instruction: str) -> str:
     """The instruction for the text formulation: the final answer-format line asks for the option text."""
     head, sep, _ = instruction.rpartition(ANSWER_FORMAT)

@@ -3,7 +3,8 @@
 Instruction (label formulation; target: the letter):
     "The following is a multiple choice question about <category>. Choose the correct option.\\n\\n"
     "Question: <question>\\n\\nA. <option>\\nB. <option>\\n...\\n\\nAnswer format: A/B/.../J"
-The text formulation asks for the option text instead (see `choice.py`).
+The text formulation asks for the option text instead; the cloze formulation shows only
+    "The following is a question about <category>.\n\nQuestion: <question>" (see `choice.py`).
 
 Data: `mmlu_pro/mmlu_pro_test_data.json` (12,032 questions) and `mmlu_pro_val_data.json` (5 per category, the
 few-shot examples), or the hub (TIGER-Lab/MMLU-Pro, same splits and fields). MMLU-Pro has no training split:
@@ -50,7 +51,8 @@ def mmlu_pro_item(record: dict, item_id: str) -> ChoiceItem:
     listing = "\n".join(f"{label}. {text}" for label, text in zip(labels, options))
     instruction = (f"The following is a multiple choice question about {record['category']}. Choose the correct "
                    f"option.\n\nQuestion: {record['question']}\n\n{listing}\n\n{ANSWER_FORMAT}{'/'.join(labels)}")
-    return ChoiceItem(item_id, instruction, labels, tuple(o.strip() for o in options), answer_index)
+    question = f"The following is a question about {record['category']}.\n\nQuestion: {record['question']}"
+    return ChoiceItem(item_id, instruction, labels, tuple(o.strip() for o in options), answer_index, question)
 
 
 class MMLUProTask(ChoiceTask):

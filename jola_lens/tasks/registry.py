@@ -94,7 +94,7 @@ def get_task(name: str, *, subtask: str | None = None, data_dir: str | os.PathLi
     """Build a task by name (`get_task("commonsense", subtask="ARC-c")` == `get_task("commonsense/ARC-c")`).
 
     source: "auto" (local files under data_dir/$JOLA_DATA_DIR, else the embedded copy, else the hub),
-    "local", "embedded" or "hub". formulation: "label" or "text" (classification tasks). template: a
+    "local", "embedded" or "hub". formulation: "label", "text" or "cloze" (classification tasks, see `choice.py`). template: a
     PromptSource template name (GEM tasks). on_bad_record: "stop" raises on a malformed record, "skip" logs
     and skips it.
     """

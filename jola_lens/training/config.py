@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,8 @@ class TrainConfig:
     ``penalty_scale`` multiplies the spec's gate penalty (which is already divided by layers x heads).
     ``max_grad_norm`` clips the global gradient norm (1.0 is the Hugging Face Trainer default the reference
     code inherits; 0 switches clipping off). ``patience`` 0 switches early stopping off.
-    ``gate_lambda`` is the constant lam of the ``none`` scheduler.
+    ``gate_lambda`` is the constant lam of the ``none`` scheduler. ``gate_init`` (default None: the spec's random
+    uniform logits) starts every gate logit at one value, see ``JoLAConfig.gate_init``.
     """
 
     lr: float = 5e-3
@@ -37,6 +39,7 @@ class TrainConfig:
     gate_scheduler: str = "expon"
     gate_lambda: float = 0.0
     penalty_scale: float = 1.0
+    gate_init: float | None = None
     patience: int = 2
     save_strategy: str = "best"
     seed: int = 42
@@ -55,6 +58,8 @@ class TrainConfig:
         for name in ("weight_decay", "max_grad_norm", "penalty_scale"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.gate_init is not None and not math.isfinite(self.gate_init):
+            raise ValueError(f"gate_init must be a finite logit or None, got {self.gate_init}")
         if self.gate_scheduler not in SCHEDULES:
             raise ValueError(f"unknown gate_scheduler {self.gate_scheduler!r}; choose one of {SCHEDULES}")
         if not 0 <= self.gate_lambda <= 1:

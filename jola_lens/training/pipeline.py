@@ -21,6 +21,7 @@ from jola_lens.models import DEFAULT_MODEL, load_model
 from jola_lens.run_folder import RunFolder
 from jola_lens.tasks import get_task
 from jola_lens.tasks.base import Task
+from jola_lens.tasks.choice import FORMULATIONS
 from jola_lens.tasks.encoding import encode_example
 from jola_lens.tasks.examples import Example
 from jola_lens.tasks.prompts import PROMPT_STYLES
@@ -35,7 +36,6 @@ logger = logging.getLogger(__name__)
 APPLIED_MODULES = ("attention",)
 RUN_MODES = ("train", "eval", "train_eval")
 SOURCES = ("auto", "local", "embedded", "hub")
-FORMULATIONS = ("label", "text")
 DEVICES = ("auto", "cpu", "cuda")
 LOCATION_FIELDS = ("data_dir", "device")  # where things are, not what the run is
 
@@ -126,7 +126,7 @@ def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run
     identity = spec.identity(config)
     prepare_output_dir(folder, identity, overwrite=overwrite, resume=resume)
     backend, tokenizer = load_backend(spec)
-    edit = JoLAEdit.for_model(backend.hf_model, seed=config.seed)
+    edit = JoLAEdit.for_model(backend.hf_model, seed=config.seed, gate_init=config.gate_init)
 
     def encode(examples: list[Example]) -> list:
         return [encode_example(tokenizer, task.prompt(e, spec.prompt_style, tokenizer), e.target, config.max_length)
