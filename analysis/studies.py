@@ -75,6 +75,8 @@ PAPER = {"train_size": 200, "val_size": 200, "num_epoch": 20, "train_batch": 8, 
          "gate_lr": None, "penalty_scale": 1.0, "max_length": 400}
 """The paper's protocol (gate_lr None = lr). Embedded ARC-c has only 149 training items: lower --train-size."""
 
+TIE = 0.1
+"""Seed control: Spearman ρ differences below this read as "neither the task nor the seed dominates"."""
 METRICS = {"likelihood": ("acc", "acc_norm"), "generation": ("rougeL", "bleu")}
 SCORE_COLUMNS = ("family", "task", "metric", "n", "zero_shot", "jola", "delta")
 RUN_COLUMNS = ("family", "task", "kept_additive", "kept_multiplicative", "heads", "best_epoch", "train_s", "eval_s",
@@ -384,6 +386,9 @@ def findings(table: pd.DataFrame, overlaps: pd.DataFrame, controls: dict[str, st
         kept = rows.groupby("run", sort=False)["selected"].sum()
         per_layer = profile[profile["kind"] == kind].groupby("layer")["n_selected"].sum()
         top_layers = ", ".join(f"L{layer} ({int(n)})" for layer, n in per_layer.nlargest(5).items() if n > 0)
+        mean_p = profile[profile["kind"] == kind].groupby("layer")["mean_p_nonzero"].mean()
+        depth = (f"mean P(g≠0) over runs highest in {', '.join(f'L{layer}' for layer in mean_p.nlargest(3).index)}"
+                 f", lowest in {', '.join(f'L{layer}' for layer in mean_p.nsmallest(3).index)}")
         shared = rows.groupby(["layer", "head"])["selected"].all()
         shared = [f"L{layer}H{head}" for (layer, head), all_kept in shared.items() if all_kept]
         listed = f" ({', '.join(shared[:12])}{' ...' if len(shared) > 12 else ''})" if shared else ""
@@ -398,12 +403,30 @@ def findings(table: pd.DataFrame, overlaps: pd.DataFrame, controls: dict[str, st
                          "gates started; heatmap-grid-change.png shows what training moved).")
         lines.append(f"- **{kind}**: heads kept per run {int(kept.min())}-{int(kept.max())} of {len(rows) // n_runs} "
                      f"(median {kept.median():.0f}); layers with the most kept heads over all runs: "
-                     f"{top_layers or 'none'}; kept in all {n_runs} runs: {len(shared)} head(s){listed}; "
+                     f"{top_layers or 'none'}; {depth}; kept in all {n_runs} runs: {len(shared)} head(s){listed}; "
                      f"other task, same seed: mean pairwise Jaccard {pairs['jaccard'].mean():.2f} "
                      f"(range {pairs['jaccard'].min():.2f}-{pairs['jaccard'].max():.2f}), mean Spearman ρ of P(g≠0) "
                      f"{pairs['spearman'].mean():.2f}; {init_note}"
-                     + "".join(_control_statement(kinds, control, run) for control, run in controls.items()))
+                     + "".join(_control_statement(kinds, control, run) for control, run in controls.items())
+                     + (_verdict(kinds, pairs, controls) if controls else ""))
     return lines
+
+
+def _verdict(overlaps: pd.DataFrame, task_pairs: pd.DataFrame, controls: dict[str, str]) -> str:
+    """Whether the same task under another seed agrees more (task-driven) or less (seed-driven) than two tasks
+    under one seed, by the mean Spearman ρ of P(g≠0)."""
+    same_task = pd.concat([overlaps[((overlaps["run_a"] == c) & (overlaps["run_b"] == r))
+                                    | ((overlaps["run_a"] == r) & (overlaps["run_b"] == c))]
+                           for c, r in controls.items()])["spearman"].mean()
+    other_task = task_pairs["spearman"].mean()
+    if abs(same_task - other_task) < TIE:
+        reading = "neither dominates: another seed changes the ranking about as much as another task does"
+    elif same_task > other_task:
+        reading = "the ranking of these heads follows the task"
+    else:
+        reading = "the ranking of these heads follows the seed (the random numbers of the run), not the task"
+    return (f" **Verdict**: same task, other seed ρ {same_task:.2f} vs other task, same seed ρ {other_task:.2f}: "
+            f"{reading}.")
 
 
 def _control_statement(overlaps: pd.DataFrame, control: str, run: str) -> str:
