@@ -56,6 +56,7 @@ def test_findings_set_the_same_task_under_another_seed_beside_the_task_pairs():
     assert "other task, same seed: mean pairwise Jaccard 0.60" in multiplicative  # |{0,1,2}| / |{0..4}|
     assert "Same task, other seed (t/A vs t/A (seed 7)): Jaccard 0.20" in multiplicative  # |{0}| / |{0,1,2,3,5}|
     assert "every gate started at the same logit" in multiplicative
+    assert "follows the seed (the random numbers of the run), not the task." in multiplicative
 
 
 def test_lens_summary_names_each_runs_strongest_head():
