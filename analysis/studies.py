@@ -348,7 +348,8 @@ def write_outputs(title: str, intro: str, tasks: list[StudyTask], controls: list
     figure(f"logit-lens-{trajectory.slug}.png", plot_logit_lens, lens[lens["run"] == trajectory_source.label],
            title=f"{trajectory.name} — {trajectory_source.model}")
     control_runs = {control_label(task, args): task.name for task in controls}
-    text("README.md", readme(title, intro, table, results, overlaps, lens, control_runs, config, args, seconds,
+    families = {task.name: task.family for task in tasks}
+    text("README.md", readme(title, intro, table, results, overlaps, lens, control_runs, families, config, args, seconds,
                              [p.name for p in written if p.suffix == ".png"]))
     for path in written:
         print(f"wrote {path}")
@@ -375,8 +376,10 @@ def overlap_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def findings(table: pd.DataFrame, overlaps: pd.DataFrame, controls: dict[str, str]) -> list[str]:
-    """Plain statements read off the head table: kept heads, where they sit, what all runs share, and how the
+def findings(table: pd.DataFrame, overlaps: pd.DataFrame, controls: dict[str, str],
+             families: dict[str, str] | None = None) -> list[str]:
+    """Plain statements read off the head table: kept heads, where they sit, what all runs share, how tasks of
+    one family (``families``: run label -> family) overlap compared with tasks of different families, and how the
     seed control (``controls``: control run label -> its task's run label) compares with the task pairs."""
     lines = []
     main = table[~table["run"].isin(list(controls))]
@@ -407,6 +410,7 @@ def findings(table: pd.DataFrame, overlaps: pd.DataFrame, controls: dict[str, st
                      f"other task, same seed: mean pairwise Jaccard {pairs['jaccard'].mean():.2f} "
                      f"(range {pairs['jaccard'].min():.2f}-{pairs['jaccard'].max():.2f}), mean Spearman ρ of P(g≠0) "
                      f"{pairs['spearman'].mean():.2f}; {init_note}"
+                     + (_family_statement(pairs, families) if families and len(set(families.values())) > 1 else "")
                      + "".join(_control_statement(kinds, control, run) for control, run in controls.items())
                      + (_verdict(kinds, pairs, controls) if controls else ""))
     return lines
@@ -427,6 +431,15 @@ def _verdict(overlaps: pd.DataFrame, task_pairs: pd.DataFrame, controls: dict[st
         reading = "the ranking of these heads follows the seed (the random numbers of the run), not the task"
     return (f" **Verdict**: same task, other seed ρ {same_task:.2f} vs other task, same seed ρ {other_task:.2f}: "
             f"{reading}.")
+
+
+def _family_statement(pairs: pd.DataFrame, families: dict[str, str]) -> str:
+    """" Within a family: Jaccard j, ρ r; between families: ..." over the task pairs."""
+    within = pairs["run_a"].map(families) == pairs["run_b"].map(families)
+    parts = [f"{name}: mean Jaccard {group['jaccard'].mean():.2f}, mean Spearman ρ {group['spearman'].mean():.2f}"
+             for name, group in (("within a family", pairs[within]), ("between families", pairs[~within]))
+             if len(group)]
+    return " Task pairs " + "; ".join(parts) + "."
 
 
 def _control_statement(overlaps: pd.DataFrame, control: str, run: str) -> str:
@@ -452,8 +465,8 @@ def lens_markdown(lens: pd.DataFrame) -> str:
 
 
 def readme(title: str, intro: str, table: pd.DataFrame, results: pd.DataFrame, overlaps: pd.DataFrame,
-           lens: pd.DataFrame, controls: dict[str, str], config: TrainConfig, args: argparse.Namespace, seconds: float,
-           figures: list[str]) -> str:
+           lens: pd.DataFrame, controls: dict[str, str], families: dict[str, str], config: TrainConfig,
+           args: argparse.Namespace, seconds: float, figures: list[str]) -> str:
     command = "python " + shlex.join([_shown(Path(sys.argv[0])), *(a for a in sys.argv[1:] if a != "--reuse")])
     runs = results.drop_duplicates("task")
     compute = sum(runs[c].sum() for c in ("train_s", "eval_s", "zero_shot_eval_s") if c in runs) / 60
@@ -485,7 +498,7 @@ def readme(title: str, intro: str, table: pd.DataFrame, results: pd.DataFrame, o
                "under another seed overlaps less than two tasks under one seed, the selection reflects the "
                "initial gate logits more than the task." if controls else "No seed control (--control-tasks "
                "was empty): overlaps between runs that share a seed also reflect their shared initial gates."), "",
-              *findings(table, overlaps, controls), "",
+              *findings(table, overlaps, controls, families), "",
               "## What the strongest additive edits write", "",
               ("Per run, the head whose additive edit writes the largest vector through its slice of the output "
                "projection, and the tokens that vector raises and lowers most through the unembedding (direct "

@@ -50,12 +50,14 @@ def test_findings_set_the_same_task_under_another_seed_beside_the_task_pairs():
     table = head_table([_source("t/A", "t/A", {0, 1, 2, 3}), _source("t/B", "t/B", {0, 1, 2, 4}),
                         _source("t/A (seed 7)", "t/A", {0, 5})])
     table["init_p_nonzero"] = 0.5  # a constant start (--gate-init)
-    lines = studies.findings(table, studies.overlap_table(table), {"t/A (seed 7)": "t/A"})
+    lines = studies.findings(table, studies.overlap_table(table), {"t/A (seed 7)": "t/A"},
+                             {"t/A": "f1", "t/B": "f2"})
     multiplicative = next(line for line in lines if line.startswith("- **multiplicative**"))
     assert "heads kept per run 4-4 of 6" in multiplicative and "kept in all 2 runs: 3 head(s)" in multiplicative
     assert "other task, same seed: mean pairwise Jaccard 0.60" in multiplicative  # |{0,1,2}| / |{0..4}|
     assert "Same task, other seed (t/A vs t/A (seed 7)): Jaccard 0.20" in multiplicative  # |{0}| / |{0,1,2,3,5}|
     assert "every gate started at the same logit" in multiplicative
+    assert "Task pairs between families: mean Jaccard 0.60" in multiplicative and "within a family" not in multiplicative
     assert "follows the seed (the random numbers of the run), not the task." in multiplicative
 
 
