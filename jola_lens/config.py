@@ -11,6 +11,14 @@ from typing import Any
 EDIT_KINDS = ("additive", "multiplicative")
 
 
+def check_known_fields(cls: type, data: dict[str, Any]) -> None:
+    """Raise a ValueError naming the keys of ``data`` that are not fields of the dataclass ``cls``."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}; known: {sorted(known)}")
+
+
 @dataclass(frozen=True)
 class JoLAConfig:
     """Everything needed to rebuild a JoLA edit's parameters.
@@ -92,10 +100,7 @@ class JoLAConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JoLAConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown JoLAConfig fields {unknown}; known: {sorted(known)}")
+        check_known_fields(cls, data)
         data = dict(data)
         if data.get("layers") is not None:
             data["layers"] = tuple(data["layers"])

@@ -8,6 +8,7 @@ import torch
 
 from jola_lens import EditShapeError, JoLAConfig, JoLAEdit
 from jola_lens.serialization import CONFIG_NAME, WEIGHTS_NAME
+from jola_lens.training.config import TrainConfig
 
 
 @pytest.mark.parametrize(
@@ -142,3 +143,9 @@ def test_edit_for_another_model_names_both_shapes(tiny_model):
     edit = JoLAEdit(JoLAConfig(n_layers=30, n_heads=9, d_head=64, base_model="HuggingFaceTB/SmolLM2-135M-Instruct"))
     with pytest.raises(EditShapeError, match=r"\(30, 9, 64\).*\(2, 4, 16\)"):
         edit.attach(tiny_model)
+
+
+@pytest.mark.parametrize("config_class", [JoLAConfig, TrainConfig])
+def test_config_files_with_unknown_fields_are_refused(config_class):
+    with pytest.raises(ValueError, match=rf"unknown {config_class.__name__} fields \['bogus'\]; known: \["):
+        config_class.from_dict({"bogus": 1})

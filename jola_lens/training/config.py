@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from jola_lens.config import check_known_fields
 from jola_lens.gates import SCHEDULES
 
 SAVE_STRATEGIES = ("best", "last", "no")
@@ -72,10 +73,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+        check_known_fields(cls, data)
         return cls(**data)
 
 
