@@ -2,7 +2,7 @@
 
 Formulations (the `formulation` argument of every classification task):
 * "label": the target is the option's label ("answer2", "true", "solution1", "C"); `choices` are the labels.
-* "text": the target is the option's text (cloze style); `choices` are the option texts, and the
+* "text": the target is the option's text after the listed options; `choices` are the option texts, and the
   instruction's final "Answer format: ..." line asks for the text of the correct option instead. Tasks whose
   labels are their texts (BoolQ true/false, SST-2, RTE) are identical in both formulations.
 * "cloze": the target is the option's text, and the instruction is the question alone: no listed options, no
