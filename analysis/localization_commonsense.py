@@ -7,7 +7,7 @@ control (the first two tasks trained again with another seed). Writes the task x
 depth profile, overlap matrices (Jaccard, Spearman), the gate trajectories of one task and the tables into
 analysis/results/localization_commonsense/ (see analysis/studies.py for the file list).
 
-    python analysis/localization_commonsense.py                  # CPU-sized settings (~1.5-2 h on 2 cores)
+    python analysis/localization_commonsense.py --limit 100      # CPU-sized (24 min on 2 idle cores)
     python analysis/localization_commonsense.py --reuse          # keep finished runs, redraw the figures
     python analysis/localization_commonsense.py --paper --train-size 149   # the paper's protocol (ARC-c: 149)
 """

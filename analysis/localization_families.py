@@ -9,7 +9,8 @@ analysis/results/localization_families/; run labels carry the family ("commonsen
 "gem/..."). The settings equal the commonsense study's, so its ARC-e and PIQA runs can be copied here and kept
 with --reuse.
 
-    python analysis/localization_families.py --data-dir /work/shared/data   # CPU-sized (~1.5-2 h on 2 cores)
+    python analysis/localization_families.py --data-dir ../shared/data --limit 100 --gen-limit 32
+        # CPU-sized (56 min of compute on 2 cores shared with another study)
     python analysis/localization_families.py --data-dir DATA --reuse        # keep finished runs, redraw
     python analysis/localization_families.py --data-dir DATA --paper        # the paper's protocol
 """
