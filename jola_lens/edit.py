@@ -102,16 +102,11 @@ class JoLAEdit(nn.Module):
         return out
 
     def penalty(self, lam: float) -> Tensor:
-        """Expected-L0 penalty: [lam * sum_l mean_h P(g_a != 0) + (1 - lam) * sum_l mean_h P(g_m != 0)] / (L * H)."""
+        """The spec's expected-L0 gate penalty for mix ``lam`` (see :func:`jola_lens.gates.expected_l0_penalty`)."""
         c = self.config
-        total = torch.zeros(())
-        weights = {"additive": lam, "multiplicative": 1.0 - lam}
-        for kind in c.edit_kinds:
-            logits = self.gate_logits(kind)
-            if logits is not None:
-                p = hc.prob_nonzero(logits, c.beta, c.gamma, c.zeta)
-                total = total + weights[kind] * p.mean(dim=1).sum()
-        return total / (len(self._row) * c.n_heads)
+        probs = {kind: hc.prob_nonzero(logits, c.beta, c.gamma, c.zeta) for kind in c.edit_kinds
+                 if (logits := self.gate_logits(kind)) is not None}
+        return hc.expected_l0_penalty(probs, lam, len(self._row), c.n_heads)
 
     def selected_heads(self) -> dict[str, Tensor]:
         """Boolean [layer, head] masks of the heads each edit kind changes at evaluation (gate > 0)."""
