@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,9 @@ class JoLAConfig:
     ``layers`` restricts editing to a subset (default: all layers). The gate constants are the
     Hard Concrete ones of the spec (beta = temperature, [gamma, zeta] = stretch interval).
     ``additive`` / ``multiplicative`` / ``gated`` switch parts of the method off for ablations.
+    ``heads`` restricts editing to a head set: None (every head), or for every edit kind one set, or a dict from
+    edit kind to set; a set is ``"L12H3,L20H0"``, (layer, head) pairs or a [layer, head] mask (see
+    :mod:`jola_lens.heads`). Heads outside the set stay bit-exactly unedited. Stored as ``{kind: ((layer, head), ...)}``.
     ``gate_init``: None draws every gate logit uniform in +-sqrt(6 / (1 + heads)) (the spec); a number starts every
     logit there, so that which heads close is decided by training alone, not by the random starting point.
     """
@@ -40,6 +44,7 @@ class JoLAConfig:
     gated: bool = True
     init_std: float = 1e-3
     gate_init: float | None = None
+    heads: Any = None
     beta: float = 0.33
     gamma: float = -0.1
     zeta: float = 1.1
@@ -65,6 +70,8 @@ class JoLAConfig:
             object.__setattr__(self, "layers", tuple(sorted(layers)))
         if not (self.additive or self.multiplicative):
             raise ValueError("JoLAConfig: at least one of additive / multiplicative must be on")
+        if self.heads is not None:
+            object.__setattr__(self, "heads", self._normalized_heads(self.heads))
         if not self.init_std >= 0:
             raise ValueError(f"JoLAConfig.init_std must be >= 0, got {self.init_std}")
         if self.gate_init is not None and not math.isfinite(self.gate_init):
@@ -77,6 +84,26 @@ class JoLAConfig:
             raise ValueError(f"JoLAConfig.zeta must be > 1 (gates must reach exactly 1), got {self.zeta}")
         if not 0 < self.eps < 0.5:
             raise ValueError(f"JoLAConfig.eps must be in (0, 0.5), got {self.eps}")
+
+    def _normalized_heads(self, heads: Any) -> dict[str, tuple[tuple[int, int], ...]]:
+        from jola_lens.heads import HeadSpecError, head_name, parse_heads
+
+        by_kind = heads if isinstance(heads, Mapping) else {kind: heads for kind in self.edit_kinds}
+        unknown = sorted(set(by_kind) - set(self.edit_kinds))
+        if unknown:
+            raise HeadSpecError(f"JoLAConfig.heads names edit kinds {unknown}, but this edit has {list(self.edit_kinds)}")
+        edited = set(self.edited_layers)
+        normalized = {}
+        for kind in self.edit_kinds:
+            if kind not in by_kind:
+                continue
+            head_set = parse_heads(by_kind[kind], self.n_layers, self.n_heads)
+            outside = [head_name(h) for h in head_set if h[0] not in edited]
+            if outside:
+                raise HeadSpecError(f"JoLAConfig.heads: {', '.join(outside)} lie in layers this edit does not edit "
+                                    f"(layers={list(self.edited_layers)})")
+            normalized[kind] = head_set
+        return normalized
 
     @property
     def edited_layers(self) -> tuple[int, ...]:
@@ -96,6 +123,10 @@ class JoLAConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["layers"] = list(self.layers) if self.layers is not None else None
+        if self.heads is not None:
+            from jola_lens.heads import head_name
+
+            data["heads"] = {kind: [head_name(h) for h in head_set] for kind, head_set in self.heads.items()}
         return data
 
     @classmethod

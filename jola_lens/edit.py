@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 from jola_lens import gates as hc
 from jola_lens.config import EDIT_KINDS, JoLAConfig
+from jola_lens.heads import head_mask
 
 if TYPE_CHECKING:
     from jola_lens.backends.base import Attachment
@@ -50,6 +51,9 @@ class JoLAEdit(nn.Module):
                 logits = ((torch.rand(n_rows, n_heads, generator=generator) * 2 - 1) * bound
                           if config.gate_init is None else torch.full((n_rows, n_heads), float(config.gate_init)))
                 self.register_parameter(f"{kind}_gate_logits", nn.Parameter(logits))
+            if config.heads is not None and kind in config.heads:
+                mask = head_mask(config.heads[kind], config.edited_layers, n_heads)
+                self.register_buffer(f"{kind}_head_mask", mask, persistent=False)
 
     @classmethod
     def for_model(cls, model: object, *, seed: int | None = None, **config_fields: object) -> JoLAEdit:
@@ -68,6 +72,10 @@ class JoLAEdit(nn.Module):
     def gate_logits(self, kind: str) -> Float[Tensor, "layer head"] | None:
         return getattr(self, f"{kind}_gate_logits", None)
 
+    def head_mask(self, kind: str) -> Bool[Tensor, "layer head"] | None:
+        """The heads ``kind`` may edit (``JoLAConfig.heads``), or None when it may edit every head."""
+        return getattr(self, f"{kind}_head_mask", None)
+
     def _layer_gate(self, kind: str, row: int) -> Float[Tensor, " head"] | None:
         logits = self.gate_logits(kind)
         if logits is None:
@@ -78,35 +86,39 @@ class JoLAEdit(nn.Module):
         return hc.deterministic_gates(logits[row], c.gamma, c.zeta)
 
     def gates(self) -> dict[str, Float[Tensor, "layer head"]]:
-        """Deterministic (evaluation) gate values per edit kind; all ones where the edit is ungated."""
+        """Deterministic (evaluation) gate values per edit kind; ones where ungated, zeros outside ``config.heads``."""
         c = self.config
         out = {}
         for kind in c.edit_kinds:
             logits = self.gate_logits(kind)
-            if logits is None:
-                out[kind] = torch.ones(len(self._row), c.n_heads)
-            else:
-                out[kind] = hc.deterministic_gates(logits.detach(), c.gamma, c.zeta)
+            gate = (torch.ones(len(self._row), c.n_heads) if logits is None
+                    else hc.deterministic_gates(logits.detach(), c.gamma, c.zeta))
+            out[kind] = self._masked(kind, gate)
         return out
 
     def prob_nonzero(self) -> dict[str, Float[Tensor, "layer head"]]:
-        """P(g != 0) per edit kind (ones where the edit is ungated)."""
+        """P(g != 0) per edit kind (ones where the edit is ungated, zeros outside ``config.heads``)."""
         c = self.config
         out = {}
         for kind in c.edit_kinds:
             logits = self.gate_logits(kind)
-            out[kind] = (
-                torch.ones(len(self._row), c.n_heads) if logits is None
-                else hc.prob_nonzero(logits.detach(), c.beta, c.gamma, c.zeta)
-            )
+            p = (torch.ones(len(self._row), c.n_heads) if logits is None
+                 else hc.prob_nonzero(logits.detach(), c.beta, c.gamma, c.zeta))
+            out[kind] = self._masked(kind, p)
         return out
 
+    def _masked(self, kind: str, values: Tensor) -> Tensor:
+        mask = self.head_mask(kind)
+        return values if mask is None else values * mask.to(values)
+
     def penalty(self, lam: float) -> Tensor:
-        """The spec's expected-L0 gate penalty for mix ``lam`` (see :func:`jola_lens.gates.expected_l0_penalty`)."""
+        """The spec's expected-L0 gate penalty for mix ``lam`` (see :func:`jola_lens.gates.expected_l0_penalty`);
+        heads outside ``config.heads`` cannot be selected and add nothing."""
         c = self.config
         probs = {kind: hc.prob_nonzero(logits, c.beta, c.gamma, c.zeta) for kind in c.edit_kinds
                  if (logits := self.gate_logits(kind)) is not None}
-        return hc.expected_l0_penalty(probs, lam, len(self._row), c.n_heads)
+        masks = {kind: self.head_mask(kind) for kind in probs if self.head_mask(kind) is not None}
+        return hc.expected_l0_penalty(probs, lam, len(self._row), c.n_heads, masks=masks)
 
     def selected_heads(self) -> dict[str, Tensor]:
         """Boolean [layer, head] masks of the heads each edit kind changes at evaluation (gate > 0)."""
@@ -124,14 +136,19 @@ class JoLAEdit(nn.Module):
             gate = self._layer_gate("multiplicative", row)
             if gate is not None:
                 scale = gate[:, None] * scale
-            z = z * (1 + scale.to(z.dtype))
+            z = self._within_heads("multiplicative", row, z * (1 + scale.to(z.dtype)), z)
         if "additive" in self._parameters:
             shift = self.additive[row]
             gate = self._layer_gate("additive", row)
             if gate is not None:
                 shift = gate[:, None] * shift
-            z = z + shift.to(z.dtype)
+            z = self._within_heads("additive", row, z + shift.to(z.dtype), z)
         return z
+
+    def _within_heads(self, kind: str, row: int, edited: Tensor, unedited: Tensor) -> Tensor:
+        """``edited`` on the heads ``kind`` may edit, ``unedited`` bit for bit elsewhere."""
+        mask = self.head_mask(kind)
+        return edited if mask is None else torch.where(mask[row, :, None].to(edited.device), edited, unedited)
 
     @torch.no_grad()
     def affine_terms(self, layer: int) -> tuple[Float[Tensor, "head d_head"], Float[Tensor, "head d_head"]]:

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor
 
 SCHEDULES = ("expon", "linear", "cyclic", "perform", "none")
@@ -49,7 +49,7 @@ def prob_nonzero(log_alpha: Float[Tensor, "*heads"], beta: float, gamma: float, 
 
 def expected_l0_penalty(
     prob_nonzero_by_kind: dict[str, Float[Tensor, "layer head"]], lam: float, n_layers: int, n_heads: int,
-    eps: float = PROB_CLAMP,
+    eps: float = PROB_CLAMP, masks: dict[str, Bool[Tensor, "layer head"]] | None = None,
 ) -> Float[Tensor, ""]:
     """The spec's gate penalty, as the reference's ``get_penalty`` computes it:
 
@@ -57,14 +57,18 @@ def expected_l0_penalty(
 
     with each P(g != 0) clamped to [eps, 1 - eps]. ``lam == 0`` switches the whole penalty off (the reference skips
     it then, multiplicative term included), so ``none`` with lam 0, ``linear`` at step 0 and ``cyclic`` where it
-    touches 0 add no penalty at all. A kind missing from ``prob_nonzero_by_kind`` (ungated or switched off) adds 0.
+    touches 0 add no penalty at all. A kind missing from ``prob_nonzero_by_kind`` (ungated or switched off) adds 0;
+    ``masks`` (per kind) leave out heads that a head set excludes from editing.
     """
     weights = {"additive": lam, "multiplicative": 1.0 - lam}
     total = torch.zeros(())
     if lam == 0:
         return total
     for kind, p in prob_nonzero_by_kind.items():
-        total = total + weights[kind] * p.clamp(eps, 1 - eps).mean(dim=1).sum()
+        p = p.clamp(eps, 1 - eps)
+        if masks and kind in masks:
+            p = p * masks[kind].to(p)
+        total = total + weights[kind] * p.mean(dim=1).sum()
     return total / (n_layers * n_heads)
 
 
