@@ -167,6 +167,21 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     _flag(gates, "gate_init", type=float, default=None, metavar="LOGIT",
           help="start every gate logit at LOGIT instead of the spec's random uniform values, so that which heads "
                "close depends on training, not on the seed (default: random)")
+    _flag(gates, "penalty_delay", type=int, default=train["penalty_delay"], metavar="N",
+          help="no gate penalty for the first N steps, so the edit vectors grow before gates compete "
+               "(default: %(default)s)")
+    _flag(gates, "penalty_warmup", type=int, default=train["penalty_warmup"], metavar="N",
+          help="after the delay, raise the penalty linearly to full strength over N steps (default: %(default)s)")
+    _flag(gates, "target_heads", type=int, default=None, metavar="K",
+          help="instead of the spec's penalty, a Lagrangian that holds K heads open per gate kind, so runs compare "
+               "at equal sparsity (default: off)")
+    _flag(gates, "target_warmup", type=int, default=train["target_warmup"], metavar="N",
+          help="steps over which the target moves from every head down to K (default: %(default)s)")
+    _flag(gates, "target_lr", type=float, default=train["target_lr"], metavar="LR",
+          help="learning rate of the target's Lagrange multipliers (default: %(default)s)")
+    _flag(gates, "heads", default=None, metavar="SPEC|FILE",
+          help="edit only these heads, e.g. L12H3,L20H0, or a head file (JSON with n_layers, n_heads, heads); "
+               "every other head stays exactly unedited (default: all heads)")
     parser.set_defaults(func=run_train)
     return parser
 

@@ -51,6 +51,8 @@ class TrainState:
     val_losses: list[float] = field(default_factory=list)
     stop_reason: str | None = None
     train_seconds: float = 0.0
+    sparsity_target: dict | None = None
+    """The sparsity target's multipliers and optimizer moments (None without a target)."""
 
     @property
     def finished(self) -> bool:

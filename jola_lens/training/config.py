@@ -26,6 +26,12 @@ class TrainConfig:
     code inherits; 0 switches clipping off). ``patience`` 0 switches early stopping off.
     ``gate_lambda`` is the constant lam of the ``none`` scheduler. ``gate_init`` (default None: the spec's random
     uniform logits) starts every gate logit at one value, see ``JoLAConfig.gate_init``.
+    ``penalty_delay`` / ``penalty_warmup`` hold the gate penalty at 0 for that many steps, then raise it linearly to
+    full strength (0 / 0: the paper's penalty from step 0). ``target_heads`` (default None: the spec's penalty)
+    replaces the penalty by a Lagrangian that holds that many heads open per gated edit kind, its target moving
+    from every head down to ``target_heads`` over ``target_warmup`` steps, its multipliers learned at
+    ``target_lr`` (see :mod:`jola_lens.training.sparsity`). ``heads`` (a spec such as ``L12H3,L20H0`` or a head
+    file, see :mod:`jola_lens.heads`) restricts the edit to those heads.
     """
 
     lr: float = 5e-3
@@ -41,6 +47,12 @@ class TrainConfig:
     gate_lambda: float = 0.0
     penalty_scale: float = 1.0
     gate_init: float | None = None
+    penalty_delay: int = 0
+    penalty_warmup: int = 0
+    target_heads: int | None = None
+    target_warmup: int = 0
+    target_lr: float = 0.01
+    heads: str | None = None
     patience: int = 2
     save_strategy: str = "best"
     seed: int = 42
@@ -53,7 +65,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("train_batch", "eval_batch", "num_epoch"):
             _check_int(name, getattr(self, name), minimum=1)
-        for name in ("warmup_steps", "patience", "seed"):
+        for name in ("warmup_steps", "patience", "seed", "penalty_delay", "penalty_warmup", "target_warmup"):
             _check_int(name, getattr(self, name), minimum=0)
         _check_int("max_length", self.max_length, minimum=2)
         for name in ("weight_decay", "max_grad_norm", "penalty_scale"):
@@ -61,6 +73,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.gate_init is not None and not math.isfinite(self.gate_init):
             raise ValueError(f"gate_init must be a finite logit or None, got {self.gate_init}")
+        if self.target_heads is not None:
+            _check_int("target_heads", self.target_heads, minimum=1)
+        if not self.target_lr > 0:
+            raise ValueError(f"target_lr must be > 0, got {self.target_lr}")
         if self.gate_scheduler not in SCHEDULES:
             raise ValueError(f"unknown gate_scheduler {self.gate_scheduler!r}; choose one of {SCHEDULES}")
         if not 0 <= self.gate_lambda <= 1:

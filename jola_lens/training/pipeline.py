@@ -15,7 +15,9 @@ from typing import Any
 import torch
 
 from jola_lens import __version__, atomic
+from jola_lens.architectures import find_head_sites
 from jola_lens.edit import JoLAEdit
+from jola_lens.heads import resolve_heads_argument
 from jola_lens.evaluation import EvalResult, evaluate, scoring_methods
 from jola_lens.models import DEFAULT_MODEL, load_model
 from jola_lens.run_folder import RunFolder
@@ -126,7 +128,8 @@ def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run
     identity = spec.identity(config)
     prepare_output_dir(folder, identity, overwrite=overwrite, resume=resume)
     backend, tokenizer = load_backend(spec)
-    edit = JoLAEdit.for_model(backend.hf_model, seed=config.seed, gate_init=config.gate_init)
+    edit = JoLAEdit.for_model(backend.hf_model, seed=config.seed, gate_init=config.gate_init,
+                              heads=edit_heads(backend.hf_model, config.heads))
 
     def encode(examples: list[Example]) -> list:
         return [encode_example(tokenizer, task.prompt(e, spec.prompt_style, tokenizer), e.target, config.max_length)
@@ -159,6 +162,14 @@ def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run
     outcome.results_file = append_result(results_file, folder.root, outcome.metrics, identity)
     outcome.seconds = time.monotonic() - start
     return outcome
+
+
+def edit_heads(hf_model: Any, spec: str | None) -> Any:
+    """``TrainConfig.heads`` read for this model (a spec, or a head file checked against the model's shape)."""
+    if spec is None:
+        return None
+    sites = find_head_sites(hf_model)
+    return resolve_heads_argument(spec, n_layers=sites.n_layers, n_heads=sites.n_heads)
 
 
 def training_summary(result: TrainResult, config: TrainConfig) -> dict[str, Any]:

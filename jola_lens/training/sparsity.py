@@ -88,6 +88,12 @@ class SparsityTarget(nn.Module):
             out[kind] = (p if mask is None else p * mask.to(p)).sum()
         return out
 
+    def reached(self, edit: JoLAEdit, step: int) -> bool:
+        """Whether the warm-up is over and every gated kind holds the target, within max(1, 10%) heads."""
+        tolerance = max(1.0, 0.1 * self.target)
+        return step >= self.warmup and all(abs(open_count.item() - self.target) <= tolerance
+                                           for open_count in self.expected_open(edit).values())
+
     def loss(self, edit: JoLAEdit, step: int) -> Tensor:
         k = self.target_at(step)
         total = torch.zeros(())

@@ -29,6 +29,7 @@ from jola_lens.training.config import TrainConfig
 from jola_lens.training.interrupt import StopRequest, TrainingInterrupted
 from jola_lens.training.loss import completion_loss, target_logprobs
 from jola_lens.training.rng import seed_everything
+from jola_lens.training.sparsity import PenaltyRamp, SparsityTarget
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, config.warmup_steps, self.total_steps)
         self.gate_schedule = GateSchedule(config.gate_scheduler, self.total_steps, config.gate_lambda)
+        self.penalty_ramp = PenaltyRamp(config.penalty_delay, config.penalty_warmup)
+        self.sparsity_target = (None if config.target_heads is None else
+                                SparsityTarget(edit, config.target_heads, config.target_warmup, config.target_lr))
         self._best_state: dict[str, Tensor] | None = None
         self._clock = time.monotonic()
 
@@ -129,6 +133,8 @@ class Trainer:
             state = load_checkpoint(self.run.checkpoint_dir, edit=self.edit, optimizer=self.optimizer,
                                     scheduler=self.scheduler, gate_schedule=self.gate_schedule,
                                     fingerprint=self.fingerprint)
+            if self.sparsity_target is not None and state.sparsity_target is not None:
+                self.sparsity_target.load_state(state.sparsity_target)
             log = [r for r in self.run.read_train_log() if r["step"] <= state.global_step]
             atomic.write_text(self.run.train_log, "".join(json.dumps(r, sort_keys=True) + "\n" for r in log))
             logger.info("resuming from %s: %d epoch(s) and %d step(s) done%s", self.run.checkpoint_dir,
@@ -162,7 +168,11 @@ class Trainer:
         lrs = [group["lr"] for group in self.optimizer.param_groups]
         logits = self.forward(self.edit, batch.input_ids, batch.attention_mask)
         ce = completion_loss(logits, batch.labels)
-        penalty = self.edit.penalty(lam) * self.config.penalty_scale
+        if self.sparsity_target is not None:
+            penalty = self.sparsity_target.loss(self.edit, state.global_step)
+        else:
+            penalty = (self.edit.penalty(lam) * self.config.penalty_scale
+                       * self.penalty_ramp.factor(state.global_step))
         loss = ce + penalty
         if not torch.isfinite(loss):
             raise NonFiniteLossError(state.global_step + 1, epoch, loss.item(), state.epochs_done)
@@ -172,6 +182,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
+        if self.sparsity_target is not None:
+            self.sparsity_target.step()
         loss_value = loss.item()
         self.gate_schedule.step(loss_value)
         state.global_step += 1
@@ -196,7 +208,10 @@ class Trainer:
 
     def _end_epoch(self, state: TrainState, epoch: int, val_loss: float) -> None:
         state.val_losses.append(val_loss)
-        if state.best_val_loss is None or val_loss < state.best_val_loss:
+        # with a sparsity target only epochs that end at the target compete, so runs are kept at equal sparsity
+        if self.sparsity_target is not None and not self.sparsity_target.reached(self.edit, state.global_step):
+            logger.info("epoch %d: the sparsity target is not reached yet; this epoch is not a candidate", epoch)
+        elif state.best_val_loss is None or val_loss < state.best_val_loss:
             state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch, 0
             if self.config.save_strategy == "best":
                 self._best_state = {k: v.detach().clone() for k, v in self.edit.state_dict().items()}
@@ -213,6 +228,10 @@ class Trainer:
             self.run.write_gate_snapshot(self.edit, epoch=epoch, step=state.global_step)
             if state.finished and self.config.save_strategy == "last":
                 self.edit.save_pretrained(self.run.edit_dir)
+            elif state.finished and self.config.save_strategy == "best" and self._best_state is None:
+                logger.warning("no epoch reached the sparsity target of %d heads; keeping the last epoch (train "
+                               "longer or raise --target_lr)", self.config.target_heads)
+                self.edit.save_pretrained(self.run.edit_dir)
         self._checkpoint(state)
         shares = open_shares(self.edit)
         logger.info("epoch %d/%d: validation loss %.4f (best %.4f, epoch %d); open gates: %s%s", epoch,
@@ -227,6 +246,8 @@ class Trainer:
         now = time.monotonic()
         state.train_seconds += now - self._clock
         self._clock = now
+        if self.sparsity_target is not None:
+            state.sparsity_target = self.sparsity_target.state()
         if self.keeps_checkpoints:
             save_checkpoint(self.run.checkpoint_dir, edit=self.edit, optimizer=self.optimizer,
                             scheduler=self.scheduler, gate_schedule=self.gate_schedule, state=state,
