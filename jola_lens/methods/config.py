@@ -158,9 +158,9 @@ class MethodConfig:
 
     @classmethod
     def from_identity(cls, identity: dict[str, Any] | None) -> MethodConfig:
-        """Inverse of :meth:`identity` (an empty or missing record is plain JoLA)."""
-        if not identity:
+        """The method of a run identity (or config.json) holding :meth:`identity`'s record; none is plain JoLA."""
+        record = dict((identity or {}).get("method") or {})
+        if not record:
             return cls()
-        record = dict(identity)
         name = record.pop("name")
         return cls.from_dict({"method": name, **record})

@@ -1,0 +1,315 @@
+"""Methods behind one Adapter interface: JoLA ablations, LoRA / IA3 through peft, LoFiT's two stages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pytest
+import torch
+from conftest import build_tiny_model
+from test_training_helpers import encoded_splits, tiny_task  # noqa: F401  (fixture)
+
+from jola_lens.methods import (
+    LoFiTOffsets,
+    LoFiTScaling,
+    MethodConfig,
+    MethodFlagError,
+    MethodRouteError,
+    MissingDependencyError,
+    TargetModulesError,
+    build_adapter,
+    check_train_settings,
+    load_adapter,
+    stages,
+)
+from jola_lens.methods.cli_flags import add_method_flags, method_config
+from jola_lens.training.backend import make_backend
+from jola_lens.training.batching import collate
+from jola_lens.training.config import TrainConfig
+from jola_lens.training.loss import completion_loss
+
+pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module")
+def batch(tiny_tokenizer, tiny_task):  # noqa: F811
+    train, _ = encoded_splits(tiny_tokenizer, tiny_task, train_size=16, val_size=4)
+    return collate(train, tiny_tokenizer.pad_token_id)
+
+
+def hf(arch: str = "llama"):
+    return make_backend("hf", build_tiny_model(arch), None)
+
+
+def fit(adapter, batch, steps: int = 6, lr: float = 1e-2) -> list[float]:
+    """A bare training loop: completion loss + the adapter's penalty, AdamW on its parameter groups."""
+    optimizer = torch.optim.AdamW(adapter.parameter_groups(lr, lr), weight_decay=0.0)
+    adapter.train()
+    losses = []
+    for _ in range(steps):
+        loss = completion_loss(adapter.forward(batch.input_ids, batch.attention_mask), batch.labels)
+        loss = loss + adapter.penalty(0.5)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    adapter.eval()
+    return losses
+
+
+@torch.no_grad()
+def logits_of(adapter, batch):
+    return adapter.forward(batch.input_ids, batch.attention_mask)
+
+
+@torch.no_grad()
+def bare_logits(backend, batch):
+    return backend.hf_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+
+
+# ---- LoRA and IA3 ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_lora_and_ia3_train_and_change_logits(method, arch, batch):
+    backend = hf(arch)
+    before = bare_logits(backend, batch)
+    adapter = build_adapter(MethodConfig(method), backend, seed=0)
+    # peft's init is the identity (LoRA's B = 0, IA3's scales = 1): the adapted model starts as the bare one
+    torch.testing.assert_close(logits_of(adapter, batch), before)
+    losses = fit(adapter, batch)
+    assert losses[-1] < losses[0]
+    assert (logits_of(adapter, batch) - before).abs().max() > 1e-3
+    assert torch.equal(bare_logits(backend, batch), before), "outside forward/attached the model must stay bare"
+    with adapter.attached():
+        torch.testing.assert_close(bare_logits(backend, batch), logits_of(adapter, batch))
+    names = [name for name, _ in adapter.named_parameters()]
+    assert names and all(f"{method}_" in name for name in names)
+    assert adapter.num_trainable_parameters() == sum(p.numel() for p in adapter.parameters())
+    assert not any(p.requires_grad for name, p in backend.hf_model.named_parameters() if f"{method}_" not in name)
+
+
+def test_lora_parameter_count_is_peft_s_by_hand():
+    adapter = build_adapter(MethodConfig("lora", lora_rank=4), hf("llama"), seed=0)
+    # tiny llama: q_proj 64 -> 64, v_proj 64 -> 32 (2 KV heads x 16); LoRA adds r x (in + out) per module, 2 layers
+    assert adapter.num_trainable_parameters() == 2 * (4 * (64 + 64) + 4 * (64 + 32))
+    assert adapter.settings["lora_target_modules"] == ("q_proj", "v_proj")
+
+
+def test_lora_dropout_follows_train_and_eval_but_the_model_stays_in_eval(batch):
+    backend = hf("gpt2")  # GPT-2's own dropout is 0.1: it must stay off
+    adapter = build_adapter(MethodConfig("lora", lora_dropout=0.5), backend, seed=0)
+    fit(adapter, batch, steps=2)
+    adapter.train()
+    assert not backend.hf_model.training and not backend.hf_model.transformer.h[0].attn.resid_dropout.training
+    dropouts = [m for n, m in backend.hf_model.named_modules()
+                if isinstance(m, torch.nn.Dropout) and ".lora_dropout." in f".{n}."]
+    assert dropouts and all(m.training for m in dropouts)
+    adapter.eval()
+    assert not any(m.training for m in dropouts)
+    torch.testing.assert_close(logits_of(adapter, batch), logits_of(adapter, batch), rtol=0, atol=0)
+
+
+def test_saved_lora_run_reloads_and_reproduces_its_logits(batch, tmp_path):
+    adapter = build_adapter(MethodConfig("lora", lora_target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
+                            hf("llama"), seed=0)
+    fit(adapter, batch)
+    expected = logits_of(adapter, batch)
+    adapter.save(tmp_path / "edit")
+    assert {"adapter_config.json", "adapter_model.safetensors", "method.json"} <= {
+        p.name for p in (tmp_path / "edit").iterdir()}
+    fresh = hf("llama")
+    reloaded = load_adapter(tmp_path / "edit", fresh)
+    assert reloaded.method == "lora" and reloaded.settings["lora_target_modules"] == [
+        "q_proj", "k_proj", "v_proj", "o_proj"]
+    assert torch.equal(logits_of(reloaded, batch), expected)
+    assert not torch.equal(bare_logits(fresh, batch), expected)
+
+
+def test_peft_adapter_state_round_trips_through_state_dict(batch):
+    adapter = build_adapter(MethodConfig("ia3"), hf("llama"), seed=0)
+    start = {k: v.clone() for k, v in adapter.state_dict().items()}
+    fit(adapter, batch, steps=3)
+    trained = logits_of(adapter, batch)
+    adapter.load_state_dict(start)
+    torch.testing.assert_close(logits_of(adapter, batch), bare_logits(adapter.backend, batch))
+    with pytest.raises(ValueError, match="these ia3 tensors do not fit this adapter"):
+        adapter.load_state_dict({"nope": torch.zeros(1)})
+    assert not torch.equal(trained, logits_of(adapter, batch))
+
+
+def test_removing_a_peft_adapter_restores_the_bare_model(batch):
+    backend = hf("llama")
+    before = bare_logits(backend, batch)
+    adapter = build_adapter(MethodConfig("lora"), backend, seed=0)
+    fit(adapter, batch, steps=2)
+    adapter.remove()
+    assert not any("lora_" in name for name, _ in backend.hf_model.named_modules())
+    assert torch.equal(bare_logits(backend, batch), before)
+
+
+# ---- JoLA and its ablations ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("ablation", "kinds", "gated"), [
+    ("none", ("additive", "multiplicative"), True), ("no_gates", ("additive", "multiplicative"), False),
+    ("additive_only", ("additive",), True), ("multiplicative_only", ("multiplicative",), True)])
+def test_jola_ablation_presets_set_the_edit_config(ablation, kinds, gated, batch):
+    adapter = build_adapter(MethodConfig("jola", ablation=ablation), hf("llama"), seed=0)
+    config = adapter.edit.config
+    assert config.edit_kinds == kinds and config.gated == gated
+    assert (adapter.head_gates() is adapter.edit) == gated
+    # tiny llama: 2 layers x 4 heads x 16 dims per kind, plus 2 x 4 gate logits per gated kind
+    assert adapter.num_trainable_parameters() == len(kinds) * (2 * 4 * 16 + (2 * 4 if gated else 0))
+    assert len(adapter.parameter_groups(1e-3, 1e-1)) == (2 if gated else 1)
+    losses = fit(adapter, batch, steps=3)
+    assert losses[-1] < losses[0]
+
+
+def test_a_jola_edit_saved_without_method_json_loads_as_jola(tmp_path):
+    from jola_lens.edit import JoLAEdit
+
+    backend = hf("llama")
+    edit = JoLAEdit.for_model(backend.hf_model, seed=1)
+    edit.save_pretrained(tmp_path)
+    adapter = load_adapter(tmp_path, backend)
+    assert adapter.method == "jola"
+    assert all(torch.equal(a, b) for a, b in zip(adapter.edit.state_dict().values(), edit.state_dict().values()))
+
+
+# ---- LoFiT -----------------------------------------------------------------------------------------------
+def test_lofit_top_heads_are_the_largest_scaling_norms():
+    scaling = build_adapter(MethodConfig("lofit", lofit_top_k=3), hf("llama"), seed=0)
+    assert isinstance(scaling, LoFiTScaling)
+    with torch.no_grad():
+        scaling.edit.multiplicative.zero_()
+        for (layer, head), value in {(1, 2): 5.0, (0, 3): 4.0, (1, 0): 3.0, (0, 0): 1.0}.items():
+            scaling.edit.multiplicative[layer, head, 0] = value
+    assert scaling.top_heads() == ((1, 2), (0, 3), (1, 0))
+    # the penalty is LoFiT's l1 * sum |A|, whatever the gate mix
+    assert scaling.penalty(0.3).item() == pytest.approx(1e-3 * 13.0)
+
+
+def test_lofit_stage_two_edits_only_the_stage_one_heads(batch):
+    config = MethodConfig("lofit", lofit_top_k=3)
+    assert [s.name for s in stages(config)] == ["lofit_scaling", "lofit_offsets"]
+    assert stages(config)[1].train_overrides == {"lr": 1e-2}
+    backend = hf("llama")
+    scaling = build_adapter(config, backend, seed=0)
+    fit(scaling, batch, steps=4)
+    chosen = scaling.top_heads()
+    offsets = build_adapter(config, backend, seed=0, stage="lofit_offsets", previous=scaling)
+    assert isinstance(offsets, LoFiTOffsets)
+    assert offsets.heads == tuple(sorted(chosen))
+    assert offsets.edit.config.edit_kinds == ("additive",) and not offsets.edit.config.gated
+    assert offsets.num_trainable_parameters() == 3 * 16
+    fit(offsets, batch, steps=4)
+    z = torch.randn(2, 5, 4, 16)
+    for layer in range(2):
+        if not offsets.edit.edits_layer(layer):
+            assert all(h[0] != layer for h in chosen)
+            continue
+        with torch.no_grad():
+            out = offsets.edit(z, layer)
+        for head in range(4):
+            if (layer, head) in chosen:
+                assert not torch.equal(out[:, :, head], z[:, :, head])
+            else:
+                assert torch.equal(out[:, :, head], z[:, :, head]), f"L{layer}H{head} is not a stage-1 head"
+    record = offsets.record()
+    assert record["method"] == "lofit" and record["trainable_parameters"] == 48
+    assert sorted(record["settings"]["heads"]) == sorted(f"L{l}H{h}" for l, h in chosen)
+
+
+def test_lofit_offsets_start_from_scratch_and_reload(batch, tmp_path):
+    config = MethodConfig("lofit", lofit_top_k=2)
+    backend = hf("llama")
+    scaling = build_adapter(config, backend, seed=0)
+    fit(scaling, batch, steps=2)
+    offsets = build_adapter(config, backend, seed=0, stage="lofit_offsets", previous=scaling)
+    assert offsets.edit.additive.abs().max() < 1e-2  # N(0, 1e-3), not stage 1's vectors
+    fit(offsets, batch, steps=2)
+    offsets.save(tmp_path)
+    reloaded = load_adapter(tmp_path, hf("llama"))
+    assert isinstance(reloaded, LoFiTOffsets) and reloaded.heads == offsets.heads
+    assert torch.equal(logits_of(reloaded, batch), logits_of(offsets, batch))
+
+
+# ---- without peft ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_without_peft_a_clear_error_names_the_install_command(method, monkeypatch):
+    monkeypatch.setitem(sys.modules, "peft", None)  # import peft now raises ImportError
+    with pytest.raises(MissingDependencyError,
+                       match=rf"--method {method} needs peft, which is not installed: pip install "
+                             r"'jola_lens\[baselines\]'"):
+        build_adapter(MethodConfig(method), hf("llama"), seed=0)
+    assert build_adapter(MethodConfig("lofit"), hf("llama"), seed=0).method == "lofit_scaling"
+
+
+# ---- bad input -----------------------------------------------------------------------------------------------
+def test_lora_target_modules_the_model_lacks_name_its_candidates():
+    with pytest.raises(TargetModulesError, match=r"--lora_target_modules \['q_proj'\]: the gpt2 model has no such "
+                                                 r"module\. Its linear layers are: c_attn, c_fc, c_proj"):
+        build_adapter(MethodConfig("lora", lora_target_modules=("q_proj", "c_attn")), hf("gpt2"), seed=0)
+    with pytest.raises(TargetModulesError, match=r"--ia3_target_modules \['wrong'\]: the llama model has no such "
+                                                 r"module\. Its linear layers are: down_proj, gate_proj, k_proj"):
+        build_adapter(MethodConfig("ia3", ia3_target_modules=("wrong",)), hf("llama"), seed=0)
+
+
+def test_lofit_top_k_must_fit_the_model():
+    with pytest.raises(MethodFlagError, match="--lofit_top_k must be a positive integer, got 0"):
+        MethodConfig("lofit", lofit_top_k=0)
+    with pytest.raises(MethodFlagError, match=r"--lofit_top_k must be between 1 and the model's 8 heads "
+                                              r"\(2 layers x 4 heads\), got 9"):
+        build_adapter(MethodConfig("lofit", lofit_top_k=9), hf("llama"), seed=0)
+
+
+def test_a_flag_of_one_method_passed_to_another_is_refused():
+    with pytest.raises(MethodFlagError, match="--lora_rank belongs to --method lora, not --method jola"):
+        MethodConfig("jola", lora_rank=4)
+    with pytest.raises(MethodFlagError, match="--ablation belongs to --method jola, not --method ia3"):
+        MethodConfig("ia3", ablation="no_gates")
+    with pytest.raises(MethodFlagError, match="--lofit_top_k belongs to --method lofit, not --method lora"):
+        MethodConfig("lora", lofit_top_k=3)
+    parser = argparse.ArgumentParser()
+    add_method_flags(parser)
+    with pytest.raises(MethodFlagError, match="--lora_alpha belongs to --method lora, not --method lofit"):
+        method_config(parser.parse_args(["--method", "lofit", "--lora-alpha", "8"]))
+    parsed = method_config(parser.parse_args(["--method", "lora", "--lora_target_modules", "q_proj, o_proj"]))
+    assert parsed.lora_target_modules == ("q_proj", "o_proj")
+
+
+def test_gate_and_head_flags_are_refused_for_methods_without_them():
+    with pytest.raises(MethodFlagError, match=r"--gate_lr, --penalty_scale belong to --method jola \(they act on "
+                                              r"JoLA's gates and head sets\), not to --method lora: drop them"):
+        check_train_settings(MethodConfig("lora"), TrainConfig(gate_lr=0.1, penalty_scale=10))
+    with pytest.raises(MethodFlagError, match="--heads belongs to --method jola .* not to --method lofit"):
+        check_train_settings(MethodConfig("lofit"), TrainConfig(heads="L0H1"))
+    with pytest.raises(MethodFlagError, match="which --ablation no_gates switches off.*--method jola --ablation "
+                                              "no_gates"):
+        check_train_settings(MethodConfig("jola", ablation="no_gates"), TrainConfig(target_heads=4))
+    check_train_settings(MethodConfig("jola", ablation="no_gates"), TrainConfig(heads="L0H1", lr=1e-2))
+    check_train_settings(MethodConfig("jola"), TrainConfig(gate_lr=0.1, heads="L0H1"))
+
+
+@pytest.mark.parametrize("backend_name", ["tl", "nnsight"])
+def test_lora_and_ia3_refuse_other_routes(backend_name, tiny_tokenizer):
+    backend = make_backend(backend_name, build_tiny_model("llama"), tiny_tokenizer)
+    for method in ("lora", "ia3"):
+        with pytest.raises(MethodRouteError, match=rf"--method {method} runs through peft, which replaces the "
+                                                   rf"model's linear layers, so it needs --backend hf \(got "
+                                                   rf"--backend {backend_name}\)"):
+            build_adapter(MethodConfig(method), backend, seed=0)
+
+
+def test_method_settings_validate_and_round_trip():
+    with pytest.raises(MethodFlagError, match="unknown method 'adapter'"):
+        MethodConfig("adapter")
+    with pytest.raises(MethodFlagError, match=r"--lora_dropout must be in \[0, 1\), got 1.0"):
+        MethodConfig("lora", lora_dropout=1.0)
+    with pytest.raises(MethodFlagError, match="--ia3_feedforward_modules \\['fc'\\] are not among"):
+        MethodConfig("ia3", ia3_target_modules=("k_proj",), ia3_feedforward_modules=("fc",))
+    assert MethodConfig().identity() == {} and MethodConfig("jola", ablation="none").identity() == {}
+    lora = MethodConfig("lora", lora_rank=4)
+    assert lora.identity() == {"method": {"name": "lora", "lora_rank": 4, "lora_alpha": 16.0, "lora_dropout": 0.05,
+                                          "lora_target_modules": None}}
+    assert MethodConfig.from_identity(lora.identity()).settings() == lora.settings()
+    assert MethodConfig.from_dict(lora.to_dict()) == lora
