@@ -39,7 +39,7 @@ def test_sparsity_target_closes_gates_down_to_the_target(model, data, tiny_token
 
 
 def test_resume_with_a_sparsity_target_is_exact(model, data, tiny_tokenizer, tmp_path):  # noqa: F811
-    settings = dict(num_epoch=3, gate_lr=0.3, target_heads=3, target_warmup=4, target_lr=0.5)
+    settings = {"num_epoch": 3, "gate_lr": 0.3, "target_heads": 3, "target_warmup": 4, "target_lr": 0.5}
     reference = make_trainer(model, data, tiny_tokenizer, **settings)
     reference_edit = reference.fit().edit
     run = RunFolder(tmp_path / "run")
