@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -136,9 +135,6 @@ class JoLAConfig:
         if data.get("layers") is not None:
             data["layers"] = tuple(data["layers"])
         return cls(**data)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def replace(self, **changes: Any) -> JoLAConfig:
         """A copy with some fields changed (validated again)."""

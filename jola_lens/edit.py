@@ -7,9 +7,11 @@ Backends only find the edit sites and call ``edit(z, layer)``; all the edit math
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -26,7 +28,26 @@ if TYPE_CHECKING:
 
 
 class EditShapeError(ValueError):
-    """An edit was used with a model of another shape."""
+    """An edit was used with a model, or a z, of another shape."""
+
+
+class LayerNotEditedError(LookupError):
+    """``edit(z, layer)`` was called for a layer the edit does not cover."""
+
+
+class NonFiniteEditError(ValueError):
+    """An edit's parameters (or what merging it would write) hold NaN or inf."""
+
+
+def non_finite_report(tensors: Mapping[str, Tensor]) -> list[str]:
+    """One line per tensor holding NaN/inf: its name, how many, and the index of the first."""
+    report = []
+    for name, tensor in tensors.items():
+        bad = ~torch.isfinite(tensor.detach())
+        if bool(bad.any()):
+            first = tuple(int(i) for i in bad.nonzero()[0])
+            report.append(f"parameter {name!r} holds {int(bad.sum())} NaN/inf values (first at {first})")
+    return report
 
 
 class JoLAEdit(nn.Module):
@@ -128,9 +149,20 @@ class JoLAEdit(nn.Module):
     def edits_layer(self, layer: int) -> bool:
         return layer in self._row
 
+    def _row_of(self, layer: int) -> int:
+        row = self._row.get(layer)
+        if row is None:
+            raise LayerNotEditedError(f"this JoLA edit does not edit layer {layer}; it edits layers "
+                                      f"{list(self.config.edited_layers)}")
+        return row
+
     def forward(self, z: Float[Tensor, "batch pos head d_head"], layer: int) -> Float[Tensor, "batch pos head d_head"]:
         """Edit one layer's per-head attention outputs (gates sampled once per call in training)."""
-        row = self._row[layer]
+        row = self._row_of(layer)
+        c = self.config
+        if z.dim() < 2 or z.shape[-2:] != (c.n_heads, c.d_head):
+            raise EditShapeError(f"edit(z, layer={layer}) needs z of shape [..., heads={c.n_heads}, "
+                                 f"d_head={c.d_head}], got {list(z.shape)}")
         if "multiplicative" in self._parameters:
             scale = self.multiplicative[row]
             gate = self._layer_gate("multiplicative", row)
@@ -152,8 +184,8 @@ class JoLAEdit(nn.Module):
 
     @torch.no_grad()
     def affine_terms(self, layer: int) -> tuple[Float[Tensor, "head d_head"], Float[Tensor, "head d_head"]]:
-        """The deterministic edit of one layer as ``z' = scale * z + shift`` (used by merge)."""
-        row = self._row[layer]
+        """The deterministic edit of one layer as ``z' = scale * z + shift`` (used by merge and the logit lens)."""
+        row = self._row_of(layer)
         c = self.config
         scale = torch.ones(c.n_heads, c.d_head)
         shift = torch.zeros(c.n_heads, c.d_head)
@@ -176,33 +208,53 @@ class JoLAEdit(nn.Module):
                 "Create a new edit with JoLAEdit.for_model(model), or load the model this edit was trained on."
             )
 
+    def check_finite(self, action: str, hint: str = "") -> None:
+        """Raise :class:`NonFiniteEditError` naming each parameter that holds NaN/inf (``action``: what is refused,
+        ``hint``: a last sentence on what else to do)."""
+        report = non_finite_report(dict(self.named_parameters()))
+        if report:
+            raise NonFiniteEditError(f"refusing to {action}: " + "; ".join(report) + ". The edit diverged in "
+                                     "training: restore an earlier checkpoint, or train again with a lower learning "
+                                     f"rate{hint}")
+
+    def fingerprint(self) -> str:
+        """SHA-256 of this edit's config and parameter values: what a merge records, so that it is not merged or
+        attached twice (equal for copies and for a saved and reloaded edit)."""
+        digest = hashlib.sha256()
+        config = {key: value for key, value in self.config.to_dict().items() if key != "metadata"}
+        digest.update(json.dumps(config, sort_keys=True).encode())
+        for name, parameter in sorted(self.named_parameters()):
+            values = parameter.detach().float().cpu().contiguous()
+            digest.update(f"{name}{tuple(values.shape)}".encode())
+            digest.update(values.numpy().tobytes())
+        return digest.hexdigest()
+
     # ---- using it on a model -------------------------------------------------------------------
-    def attach(self, model: object) -> Attachment:
-        """Hook this edit into ``model`` (HF model, TransformerBridge or nnsight model) until ``.remove()``."""
+    def attach(self, model: object, *, stack: bool = False) -> Attachment:
+        """Hook this edit into ``model`` (HF model, TransformerBridge or nnsight model) until ``.remove()``.
+
+        Attaching an edit twice to one model is refused (a bridge or nnsight model and its HF model count as one);
+        so is attaching a second, different edit unless ``stack=True`` (then both apply, this one after the other).
+        """
         from jola_lens.backends import attach
 
-        return attach(model, self)
+        return attach(model, self, stack=stack)
 
     @contextmanager
-    def attached(self, model: object) -> Iterator[JoLAEdit]:
+    def attached(self, model: object, *, stack: bool = False) -> Iterator[JoLAEdit]:
         """``with edit.attached(model): ...`` edits every forward pass (and generated token) inside the block."""
-        attachment = self.attach(model)
+        attachment = self.attach(model, stack=stack)
         try:
             yield self
         finally:
             attachment.remove()
 
     def fwd_hooks(self) -> list:
-        """``(hook_name, fn)`` pairs for TransformerLens ``run_with_hooks`` / ``hooks(fwd_hooks=...)``."""
+        """``(hook_name, fn)`` pairs for TransformerLens ``run_with_hooks`` / ``hooks(fwd_hooks=...)`` (not tracked:
+        do not use them while the edit is attached to the same bridge)."""
         from jola_lens.backends.transformer_lens import fwd_hooks
 
         return fwd_hooks(self)
-
-    def merge_into(self, model: nn.Module) -> nn.Module:
-        """Fold the deterministic edit into ``model``'s output projections (in place) and return it."""
-        from jola_lens.merge import merge_edit
-
-        return merge_edit(model, self)
 
     # ---- files -----------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> None:
@@ -222,4 +274,4 @@ class JoLAEdit(nn.Module):
                 f"kinds={c.edit_kinds}, gated={c.gated}")
 
 
-__all__ = ["EDIT_KINDS", "EditShapeError", "JoLAEdit"]
+__all__ = ["EDIT_KINDS", "EditShapeError", "JoLAEdit", "LayerNotEditedError", "NonFiniteEditError", "non_finite_report"]

@@ -136,8 +136,21 @@ def _build_default_cache(directory: Path, dtype: torch.dtype) -> None:
 
 
 def boot_bridge(model: nn.Module, tokenizer: Any, name: str | None = None) -> Any:
-    """Wrap a loaded HF model in a TransformerLens ``TransformerBridge`` (offline; switches it to eager attention)."""
+    """Wrap a loaded HF model in a TransformerLens ``TransformerBridge`` (offline; switches it to eager attention).
+
+    For a family registered with a ``tl_adapter`` (:func:`jola_lens.register_architecture`), that adapter is
+    registered with TransformerLens for the model's class first.
+    """
     from transformer_lens.model_bridge import TransformerBridge
 
+    from jola_lens.architectures import ARCHITECTURES
+    from jola_lens.backends import _compat
+
     name = name or getattr(model.config, "_name_or_path", None) or type(model).__name__
-    return TransformerBridge.boot_transformers(name, hf_model=model, tokenizer=tokenizer)
+    record = ARCHITECTURES.get(getattr(model.config, "model_type", None))
+    overrides = None
+    if record is not None and record.tl_adapter is not None:
+        _compat.register_tl_adapter(type(model).__name__, record.tl_adapter)
+        overrides = {"original_architecture": type(model).__name__}
+    return TransformerBridge.boot_transformers(name, hf_model=model, tokenizer=tokenizer,
+                                               hf_config_overrides=overrides)

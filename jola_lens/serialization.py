@@ -6,21 +6,28 @@ import json
 import os
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from jola_lens import atomic
 from jola_lens.config import JoLAConfig
-from jola_lens.edit import JoLAEdit
+from jola_lens.edit import JoLAEdit, NonFiniteEditError, non_finite_report
 
 CONFIG_NAME = "jola_config.json"
 WEIGHTS_NAME = "jola_edit.safetensors"
 FORMAT_VERSION = 1
 
 
+class EditFileError(ValueError):
+    """A saved edit's files are damaged or do not describe one edit."""
+
+
 def save_edit(edit: JoLAEdit, directory: str | os.PathLike) -> None:
-    """Write ``jola_config.json`` and ``jola_edit.safetensors`` into ``directory`` (each atomically)."""
+    """Write ``jola_config.json`` and ``jola_edit.safetensors`` into ``directory`` (each atomically); an edit whose
+    parameters hold NaN/inf is refused (:class:`~jola_lens.edit.NonFiniteEditError`, naming each parameter)."""
     from jola_lens import __version__
 
+    edit.check_finite("save")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: p.detach().cpu().contiguous().float() for name, p in edit.named_parameters()}
@@ -43,16 +50,26 @@ def load_edit(directory: str | os.PathLike) -> JoLAEdit:
     try:
         record = json.loads(config_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{config_path} is not valid JSON ({error}); the edit file is damaged") from error
+        raise EditFileError(f"{config_path} is not valid JSON ({error}); the edit file is damaged: save the edit "
+                            "again with JoLAEdit.save_pretrained") from error
     version = record.pop("format_version", None)
     record.pop("library_version", None)
     if version != FORMAT_VERSION:
         raise ValueError(f"{config_path}: format_version {version!r} is not supported (expected {FORMAT_VERSION})")
     edit = JoLAEdit(JoLAConfig.from_dict(record))
-    tensors = load_file(str(weights_path))
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError) as error:
+        raise EditFileError(
+            f"{weights_path} is damaged (safetensors: {error}); it is not a complete edit file. Save the edit again "
+            "with JoLAEdit.save_pretrained, or restore the folder from a checkpoint or copy") from error
     expected = {name: tuple(p.shape) for name, p in edit.named_parameters()}
     found = {name: tuple(t.shape) for name, t in tensors.items()}
     if expected != found:
-        raise ValueError(f"{weights_path} holds tensors {found}, but its config describes {expected}")
+        raise EditFileError(f"{weights_path} holds tensors {found}, but its config describes {expected}")
+    report = non_finite_report(tensors)
+    if report:
+        raise NonFiniteEditError(f"{weights_path}: " + "; ".join(report) + "; refusing to load an edit that would "
+                                 "turn every logit into NaN. Use an earlier checkpoint of the run")
     edit.load_state_dict(tensors)
     return edit.eval()

@@ -127,3 +127,19 @@ def test_layer_subset_only_touches_those_layers():
     handle.remove()
     assert torch.equal(seen[0], seen[1])
     assert copy.deepcopy(edit).config.layers == (1,)
+
+
+def test_one_name_per_route(tiny_tokenizer):
+    from nnsight.modeling.transformers import TransformersModel
+
+    from jola_lens.backends import ROUTES, backend_name
+
+    hf_model = build_tiny_model("llama")
+    models = {"hf": hf_model, "tl": boot_bridge(build_tiny_model("llama"), tiny_tokenizer),
+              "nnsight": TransformersModel(build_tiny_model("llama"), tokenizer=copy.deepcopy(tiny_tokenizer))}
+    assert ROUTES == tuple(models) == ("hf", "tl", "nnsight")
+    for name, model in models.items():
+        assert backend_name(model) == name
+        attachment = strong_edit(hf_model).attach(model)
+        assert attachment.backend == name and repr(attachment) == f"Attachment(backend={name!r}, active=True)"
+        attachment.remove()

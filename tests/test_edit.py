@@ -149,3 +149,11 @@ def test_edit_for_another_model_names_both_shapes(tiny_model):
 def test_config_files_with_unknown_fields_are_refused(config_class):
     with pytest.raises(ValueError, match=rf"unknown {config_class.__name__} fields \['bogus'\]; known: \["):
         config_class.from_dict({"bogus": 1})
+
+
+def test_removed_dead_code_stays_removed():
+    import jola_lens
+    from jola_lens import merge
+
+    assert not hasattr(JoLAConfig, "to_json") and not hasattr(JoLAEdit, "merge_into")
+    assert not hasattr(jola_lens, "save_merged") and not hasattr(merge, "save_merged")

@@ -59,3 +59,49 @@ def test_merging_a_bridged_model_returns_a_plain_savable_copy(tiny_tokenizer, tm
     merged.save_pretrained(tmp_path)
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     assert relative_error(reloaded(ids()).logits, hooked) < 1e-5
+
+
+@pytest.mark.parametrize("fields", [{"layers": (1,)}, {"multiplicative": False}, {"additive": False},
+                                    {"gated": False}], ids=["layer-subset", "additive-only",
+                                                             "multiplicative-only", "ungated"])
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_merge_of_each_kind_of_edit_equals_its_hooks(arch, fields, tmp_path):
+    model = build_tiny_model(arch)
+    edit = strong_edit(model, **fields)
+    with edit.attached(model):
+        hooked = model(ids()).logits
+    assert relative_error(hooked, model(ids()).logits) > 1e-3  # the edit does something
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    merged = merge_edit(model, edit)
+    assert relative_error(merged(ids()).logits, hooked) < 1e-5
+    after = merged.state_dict()
+    changed = {key for key in before if not torch.equal(after[key], before[key])}
+    added = set(after) - set(before)
+    # what holds the edit: changed tensors, and added biases that are not zero (the zero q/k/v/o biases the
+    # config's attention_bias switch needs on every layer carry nothing)
+    touched = changed | {key for key in added if after[key].any()}
+    assert {int(key.split(".")[2]) for key in touched} == set(edit.config.edited_layers)  # model.layers.N / h.N
+    assert all(key.split(".")[-2] in ("o_proj", "c_proj") for key in touched)
+    if not edit.config.additive:  # a pure scaling needs no bias: only weights change, nothing is added
+        assert not added and all(key.endswith("weight") for key in changed)
+    merged.save_pretrained(tmp_path)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert relative_error(reloaded(ids()).logits, hooked) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_half_precision_forward_and_merge(dtype):
+    reference_model = build_tiny_model("llama")
+    model = build_tiny_model("llama").to(dtype)
+    edit = strong_edit(reference_model)  # float32 parameters, as training keeps them
+    with edit.attached(reference_model):
+        reference = reference_model(ids()).logits
+    with edit.attached(model):
+        hooked = model(ids()).logits
+    assert hooked.dtype == dtype
+    tolerance = 2e-2 if dtype == torch.bfloat16 else 5e-3
+    assert relative_error(hooked.float(), reference) < tolerance
+    merged = merge_edit(model, edit)
+    assert all(p.dtype == dtype for p in merged.parameters())
+    assert relative_error(merged(ids()).logits.float(), reference) < tolerance
+    assert relative_error(merged(ids()).logits.float(), hooked.float()) < tolerance

@@ -26,7 +26,7 @@ from jola_lens.models import boot_bridge
 
 ATOL_LOGITS = 1e-4
 ATOL_PARAMS = 1e-5
-ROUTES = {"hf": hf_backend, "nnsight": nn_backend, "transformer_lens": tl_backend}
+ROUTES = {"hf": hf_backend, "nnsight": nn_backend, "tl": tl_backend}
 
 
 def open_edit(model: object, seed: int = 0) -> JoLAEdit:
@@ -70,13 +70,13 @@ def wrap(hf_model: torch.nn.Module, tokenizer) -> TransformersModel:
 
 @pytest.fixture(scope="module", params=ARCHS)
 def routes(request: pytest.FixtureRequest, tiny_tokenizer) -> SimpleNamespace:
-    """Three copies of one tiny model (booting a bridge mutates its HF model): plain HF, nnsight, TransformerLens."""
+    """Three copies of one tiny model (booting a bridge mutates its HF model): plain HF, nnsight, TransformerLens (tl)."""
     arch = request.param
     return SimpleNamespace(
         arch=arch,
         hf=eager(build_tiny_model(arch)),
         nnsight=wrap(eager(build_tiny_model(arch)), tiny_tokenizer),
-        transformer_lens=boot_bridge(build_tiny_model(arch), tiny_tokenizer),
+        tl=boot_bridge(build_tiny_model(arch), tiny_tokenizer),
     )
 
 
@@ -85,7 +85,7 @@ def test_forward_equals_hf_and_transformer_lens(routes):
     ids, mask = token_ids(), right_padded_mask()
     logits = {name: backend.forward(getattr(routes, name), edit, ids, mask) for name, backend in ROUTES.items()}
     keep = mask.bool()
-    for name in ("hf", "transformer_lens"):
+    for name in ("hf", "tl"):
         torch.testing.assert_close(logits["nnsight"][keep], logits[name][keep], atol=ATOL_LOGITS, rtol=0)
     unedited = routes.hf(ids, attention_mask=mask).logits
     assert (logits["nnsight"] - unedited)[keep].abs().max() > 1e-2  # the edit does something
@@ -143,7 +143,7 @@ def test_adam_steps_equal_on_every_route(routes):
         trained[name] = edit.state_dict()
     assert not torch.equal(trained["nnsight"]["additive"], start.additive)
     for key, value in trained["nnsight"].items():
-        for name in ("hf", "transformer_lens"):
+        for name in ("hf", "tl"):
             torch.testing.assert_close(value, trained[name][key], atol=ATOL_PARAMS, rtol=0)
 
 
@@ -291,7 +291,7 @@ def test_smollm2_routes_agree(smollm2):
     assert torch.equal(nn_tokens, hf_tokens)
 
     trained = {}
-    for name, route_model in (("hf", hf_model), ("nnsight", model), ("transformer_lens", bridge)):
+    for name, route_model in (("hf", hf_model), ("nnsight", model), ("tl", bridge)):
         trained_edit = copy.deepcopy(edit)
         optimizer = torch.optim.Adam(trained_edit.parameters(), lr=1e-2)
         for _ in range(3):
@@ -301,5 +301,5 @@ def test_smollm2_routes_agree(smollm2):
             optimizer.step()
         trained[name] = trained_edit.state_dict()
     for key, value in trained["nnsight"].items():
-        for name in ("hf", "transformer_lens"):
+        for name in ("hf", "tl"):
             torch.testing.assert_close(value, trained[name][key], atol=ATOL_PARAMS, rtol=0)

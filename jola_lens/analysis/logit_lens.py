@@ -16,54 +16,42 @@ import os
 
 import pandas as pd
 import torch
+from einops import rearrange
 from jaxtyping import Float
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from jola_lens.analysis.figures import finish, new_figure
 from jola_lens.analysis.sources import SourceLike, load_source
-from jola_lens.architectures import find_head_sites, unwrap_hf_model
+from jola_lens.architectures import Architecture, architecture_of, find_head_sites, out_in_weight, unwrap_hf_model
 
 logger = logging.getLogger(__name__)
 
-_FINAL_NORMS = ("model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm", "model.final_layernorm",
-                "model.decoder.final_layer_norm")
+
+def head_output_weights(out_proj: nn.Module, n_heads: int) -> Float[Tensor, "head d_model d_head"]:
+    """An output projection split per head: [head, d_model, d_head] (``nn.Linear`` or GPT-2's ``Conv1D``)."""
+    return rearrange(out_in_weight(out_proj), "m (h d) -> h m d", h=n_heads)
 
 
 def head_output_weight(out_proj: nn.Module, head: int, d_head: int) -> Float[Tensor, "d_model d_head"]:
     """Head ``head``'s slice of an output projection, as [d_model, d_head] (nn.Linear: [out, in];
     GPT-2 Conv1D: weight [in, out], transposed here)."""
-    columns = slice(head * d_head, (head + 1) * d_head)
-    if isinstance(out_proj, nn.Linear):
-        return out_proj.weight[:, columns]
-    if type(out_proj).__name__ == "Conv1D":
-        return out_proj.weight[columns, :].T
-    raise TypeError(f"unsupported output projection type {type(out_proj).__name__}")
+    return rearrange(out_in_weight(out_proj), "m (h d) -> h m d", d=d_head)[head]
 
 
-def _final_norm(hf_model: nn.Module) -> nn.Module | None:
-    for path in _FINAL_NORMS:
-        module: object = hf_model
-        for part in path.split("."):
-            module = getattr(module, part, None)
-        if isinstance(module, nn.Module):
-            return module
-    logger.warning("%s: no final norm found at %s; reading edits through lm_head alone",
-                   type(hf_model).__name__, ", ".join(_FINAL_NORMS))
-    return None
-
-
-def _through_final_norm(vectors: Float[Tensor, "n d_model"], norm: nn.Module | None) -> Float[Tensor, "n d_model"]:
-    """Apply the final norm's linear part: centring (LayerNorm only) and its elementwise weight."""
+def _through_final_norm(vectors: Float[Tensor, "n d_model"], record: Architecture,
+                        hf_model: nn.Module) -> Float[Tensor, "n d_model"]:
+    """Apply the final norm's linear part: centring (LayerNorm only) and its elementwise scale (``w``, or Gemma's
+    ``1 + w``), as the family's record says."""
+    norm = record.final_norm(hf_model)
     if norm is None:
+        logger.warning("%s: its architecture record names no final norm; reading edits through the unembedding alone",
+                       type(hf_model).__name__)
         return vectors
     if isinstance(norm, nn.LayerNorm):
         vectors = vectors - vectors.mean(dim=-1, keepdim=True)
-    weight = getattr(norm, "weight", None)
-    if weight is None:
-        return vectors
-    weight = weight.detach().float()
-    return vectors * (1 + weight if "Gemma" in type(norm).__name__ else weight)
+    scale = record.final_norm_scale(hf_model)
+    return vectors if scale is None else vectors * scale.to(vectors.device)
 
 
 def _token_text(tokenizer: object, token_id: int) -> str:
@@ -86,23 +74,25 @@ def additive_logit_lens(item: SourceLike, model: object, tokenizer: object, *, h
     sites = find_head_sites(model)
     edit.check_fits(sites.shape)
     hf_model = unwrap_hf_model(model)
+    record = architecture_of(hf_model)
     gates = edit.gates()["additive"]
     with torch.no_grad():
         written = []
         for row, layer in enumerate(config.edited_layers):
+            shift = edit.affine_terms(layer)[1].float().cpu()  # [head, d_head]: g_a a
+            w_o = head_output_weights(sites.weights[layer], config.n_heads).detach().float().cpu()
             for head in range(config.n_heads):
                 if gates[row, head] <= 0 and not include_closed:
                     continue
-                w_o = head_output_weight(sites.out_projs[layer], head, config.d_head).detach().float().cpu()
-                vector = w_o @ (gates[row, head] * edit.additive[row, head].detach().float())
+                vector = w_o[head] @ shift[head]
                 written.append((float(vector.norm()), layer, head, float(gates[row, head]), vector))
         written.sort(key=lambda item: -item[0])
         written = written[:heads]
         if not written:
             return pd.DataFrame(columns=["run", "layer", "head", "gate", "written_norm", "direction", "rank",
                                          "token_id", "token", "logit"])
-        vectors = _through_final_norm(torch.stack([w[-1] for w in written]), _final_norm(hf_model))
-        unembed = hf_model.get_output_embeddings().weight
+        vectors = _through_final_norm(torch.stack([w[-1] for w in written]), record, hf_model)
+        unembed = record.lm_head(hf_model).weight
         logits = (vectors.to(unembed.device, unembed.dtype) @ unembed.detach().T).float().cpu()
     records = []
     for (norm, layer, head, gate, _), head_logits in zip(written, logits):

@@ -1,4 +1,4 @@
-"""nnsight backend: the edit as an intervention on each layer's attention output projection input.
+"""nnsight route (``nnsight``): the edit as an intervention on each layer's attention output projection input.
 
 Inside a trace (``with model.trace(...)`` / ``with model.generate(...)``) the edit sets
 ``<layers_path>.<l>.<out_proj_path>.input`` (e.g. ``model.layers.3.self_attn.o_proj.input``) to
@@ -16,14 +16,14 @@ from __future__ import annotations
 import logging
 
 import torch
+from einops import rearrange
 from jaxtyping import Float, Int
 from nnsight.intervention.envoy import Envoy
-from nnsight.intervention.interleaver import OutOfOrderError
-from nnsight.intervention.iterator import Iterations
 from torch import Tensor
 
-from jola_lens.architectures import ARCHITECTURES, UnsupportedModelError, find_head_sites, unwrap_hf_model
-from jola_lens.backends.base import Attachment
+from jola_lens.architectures import UnsupportedModelError, find_head_sites, unwrap_hf_model
+from jola_lens.backends import _compat
+from jola_lens.backends.base import Attachment, check_can_apply
 from jola_lens.edit import JoLAEdit
 
 logger = logging.getLogger(__name__)
@@ -32,19 +32,20 @@ EditTargets = dict[int, tuple[Envoy, int, int]]
 """layer -> (envoy of its output projection, n_heads, d_head)."""
 
 
-def edit_targets(model: Envoy, edit: JoLAEdit) -> EditTargets:
-    """The output-projection envoys ``edit`` applies to, after checking that it fits ``model``."""
+def edit_targets(model: Envoy, edit: JoLAEdit, *, stack: bool = False) -> EditTargets:
+    """The output-projection envoys ``edit`` applies to, after checking that it fits ``model`` and is not applied
+    there already (see :func:`jola_lens.backends.base.check_can_apply`)."""
     if not isinstance(model, Envoy):
         raise TypeError(f"the nnsight backend needs an nnsight model (e.g. nnsight.TransformersModel), got "
                         f"{type(model).__name__}; use jola_lens.backends.hf for a plain Hugging Face model")
     sites = find_head_sites(model)
-    hf_name = type(unwrap_hf_model(model)).__name__
+    hf_model = unwrap_hf_model(model)
+    hf_name = type(hf_model).__name__
     edit.check_fits(sites.shape, f"{type(model).__name__} wrapping {hf_name}")
-    layout = ARCHITECTURES[sites.model_type]
+    check_can_apply(hf_model, edit, "nnsight", stack=stack)
     targets = {}
     for layer in edit.config.edited_layers:
-        path = f"{layout.layers_path}.{layer}.{layout.out_proj_path}"
-        envoy = model.get(path)
+        envoy = model.get(sites.out_proj_path(layer))
         if envoy._module is not sites.out_projs[layer]:
             raise UnsupportedModelError(
                 f"{type(model).__name__}: envoy '{envoy.path}' does not wrap {hf_name}'s output projection of "
@@ -56,9 +57,8 @@ def edit_targets(model: Envoy, edit: JoLAEdit) -> EditTargets:
 
 def _edit_input(envoy: Envoy, edit: JoLAEdit, layer: int, n_heads: int,
                 d_head: int) -> Float[Tensor, "batch pos head d_head"]:
-    x = envoy.input
-    z = edit(x.view(*x.shape[:-1], n_heads, d_head), layer)
-    envoy.input = z.reshape(x.shape)
+    z = edit(rearrange(envoy.input, "... (h d) -> ... h d", h=n_heads), layer)
+    envoy.input = rearrange(z, "... h d -> ... (h d)")
     return z
 
 
@@ -85,39 +85,33 @@ def apply_edit_every_step(model: Envoy, edit: JoLAEdit, targets: EditTargets | N
     targets = edit_targets(model, edit) if targets is None else targets
     steps = 0
     try:
-        for _ in Iterations()[:]:  # what tracer.all() returns, without needing the tracer
+        for _ in _compat.every_step():
             apply_edit(model, edit, targets)
             steps += 1
-    except OutOfOrderError:
+    except _compat.OutOfOrderError:
         # nnsight throws this into the open loop once the run is over; it is a real error only if the
         # very first pass was missed (the call came after a later module had already been read).
         if steps == 0:
             raise
 
 
-def attach(model: Envoy, edit: JoLAEdit) -> Attachment:
+def attach(model: Envoy, edit: JoLAEdit, *, stack: bool = False) -> Attachment:
     """Store ``edit`` on ``model`` as an nnsight edit, replayed on every trace/generate step until removed."""
-    targets = edit_targets(model, edit)
-    before = len(model._edits)
-    with model.edit(inplace=True):
-        apply_edit_every_step(model, edit, targets)
-    stored = model._edits[before:]
-
-    def remove() -> None:
-        model._edits = [m for m in model._edits if not any(m is s for s in stored)]
-
+    targets = edit_targets(model, edit, stack=stack)
+    remove = _compat.store_nnsight_edit(model, lambda: apply_edit_every_step(model, edit, targets))
     logger.debug("attached a JoLA edit to %d layers of %s", len(targets), type(model).__name__)
-    return Attachment([remove], backend="nnsight")
+    return Attachment([remove], backend="nnsight", edit=edit, hf_model=unwrap_hf_model(model))
 
 
 def forward(model: Envoy, edit: JoLAEdit, input_ids: Int[Tensor, "batch pos"],
-            attention_mask: Int[Tensor, "batch pos"] | None = None) -> Float[Tensor, "batch pos vocab"]:
+            attention_mask: Int[Tensor, "batch pos"] | None = None, *,
+            stack: bool = False) -> Float[Tensor, "batch pos vocab"]:
     """Logits of ``model`` with ``edit`` applied inside one ``model.trace`` (gradients flow to the edit).
 
     Positions count from the first column, as in a plain Hugging Face forward (the hf and
-    transformer_lens backends), also for left-padded rows, which nnsight would otherwise renumber.
+    tl routes), also for left-padded rows, which nnsight would otherwise renumber.
     """
-    targets = edit_targets(model, edit)
+    targets = edit_targets(model, edit, stack=stack)
     inputs = {}
     if attention_mask is not None:
         inputs["attention_mask"] = attention_mask

@@ -1,13 +1,16 @@
-"""TransformerLens backend: the edit as ``blocks.{l}.attn.hook_z`` hooks on a TransformerBridge."""
+"""TransformerLens route (``tl``): the edit as ``blocks.{l}.attn.hook_z`` hooks on a TransformerBridge."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from jaxtyping import Float, Int
 from torch import Tensor
 
-from jola_lens.backends.base import Attachment
+from jola_lens.architectures import unwrap_hf_model
+from jola_lens.backends import _compat
+from jola_lens.backends.base import Attachment, check_can_apply
 from jola_lens.edit import JoLAEdit
 
 
@@ -35,31 +38,24 @@ def check_bridge(bridge: Any, edit: JoLAEdit) -> None:
         raise ValueError(f"the TransformerBridge has no hook points {missing[:3]}: JoLA needs per-head hook_z")
 
 
-def attach(bridge: Any, edit: JoLAEdit) -> Attachment:
+def attach(bridge: Any, edit: JoLAEdit, *, stack: bool = False) -> Attachment:
     """Keep ``edit`` on ``bridge`` (every forward pass, ``run_with_cache`` and ``generate``) until removed.
 
     The hooks are TransformerLens permanent hooks, so ``bridge.reset_hooks()`` leaves them in place;
     ``run_with_cache`` then records the edited z.
     """
     check_bridge(bridge, edit)
-    removers = []
-    for name, fn in fwd_hooks(edit):
-        hook_point = bridge.hook_dict[name]
-        handle = hook_point.add_hook(fn, is_permanent=True)
-        removers.append(partial_remove(hook_point, handle))
-    return Attachment(removers, backend="transformer_lens")
+    hf_model = unwrap_hf_model(bridge)
+    check_can_apply(hf_model, edit, "tl", stack=stack)
+    removers = [_compat.add_permanent_hook(bridge.hook_dict[name], fn) for name, fn in fwd_hooks(edit)]
+    return Attachment(removers, backend="tl", edit=edit, hf_model=hf_model)
 
 
-def partial_remove(hook_point: Any, handle: Any) -> Callable[[], None]:
-    def remove() -> None:
-        handle.hook.remove()
-        hook_point.fwd_hooks = [h for h in hook_point.fwd_hooks if h is not handle]
-
-    return remove
-
-
-def forward(bridge: Any, edit: JoLAEdit, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-    """Logits [batch, pos, vocab] of ``bridge`` with ``edit`` applied through hook_z hooks."""
+def forward(bridge: Any, edit: JoLAEdit, input_ids: Int[Tensor, "batch pos"],
+            attention_mask: Int[Tensor, "batch pos"] | None = None, *,
+            stack: bool = False) -> Float[Tensor, "batch pos vocab"]:
+    """Logits of ``bridge`` with ``edit`` applied through hook_z hooks."""
     check_bridge(bridge, edit)
+    check_can_apply(unwrap_hf_model(bridge), edit, "tl", stack=stack)
     return bridge.run_with_hooks(input_ids, return_type="logits", attention_mask=attention_mask,
                                  fwd_hooks=fwd_hooks(edit))
