@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from jola_lens.analysis.figures import colormap, finish, new_figure
 from jola_lens.analysis.tables import as_table, single_model
@@ -85,8 +86,23 @@ def _average_linkage_order(distance: np.ndarray) -> list[int]:
     return clusters[0]
 
 
-def plot_overlap(items: object, *, path: str | os.PathLike | None = None) -> Figure:
-    """Run x run Jaccard (selected heads) and Spearman (P(g != 0)) matrices per edit kind, in clustered order."""
+def task_order(table: pd.DataFrame) -> tuple[list[str], list[tuple[int, int]]]:
+    """Runs ordered by task (the ``group`` column of a grouped table, else ``task``) in order of appearance,
+    by seed within a task, and the (first position, size) of each task's block."""
+    key = "group" if "group" in table.columns else "task"
+    runs = table.drop_duplicates("run")
+    blocks = list(dict.fromkeys(runs[key]))
+    if "seed" in runs.columns:
+        runs = runs.sort_values("seed", kind="stable", na_position="last")
+    order = [run for block in blocks for run in runs.loc[runs[key] == block, "run"]]
+    sizes = [int((runs[key] == block).sum()) for block in blocks]
+    return order, list(zip(np.cumsum([0, *sizes[:-1]]).tolist(), sizes))
+
+
+def plot_overlap(items: object, *, by_task: bool = False, path: str | os.PathLike | None = None) -> Figure:
+    """Run x run Jaccard (selected heads) and Spearman (P(g != 0)) matrices per edit kind, in clustered order,
+    or with ``by_task`` grouped by task (seed group), the runs of one task framed on the diagonal, so that
+    within-task (seed) agreement can be read against the between-task blocks."""
     table = as_table(items)
     model = single_model(table)
     kinds = [kind for kind in EDIT_KINDS if kind in set(table["kind"])]
@@ -97,7 +113,7 @@ def plot_overlap(items: object, *, path: str | os.PathLike | None = None) -> Fig
     notes = []
     for row, kind in enumerate(kinds):
         jac, rho = overlap_matrices(table, kind)
-        order = cluster_order(rho.fillna(jac))
+        order, blocks = task_order(table) if by_task else (cluster_order(rho.fillna(jac)), [])
         panels = ((axes[row, 0], jac, "Jaccard of selected heads", (0, 1), "viridis"),
                   (axes[row, 1], rho, "Spearman ρ of P(g≠0)", (-1, 1), "RdBu_r"))
         for ax, matrix, name, limits, cmap_name in panels:
@@ -112,10 +128,15 @@ def plot_overlap(items: object, *, path: str | os.PathLike | None = None) -> Fig
                             fontsize=7, color="white" if dark else "black")
             ax.set_xticks(range(len(order)), order, rotation=60, ha="right", fontsize=7)
             ax.set_yticks(range(len(order)), order, fontsize=7)
+            for start, size in (block for block in blocks if block[1] > 1):
+                ax.add_patch(Rectangle((start - 0.5, start - 0.5), size, size, fill=False, edgecolor="black",
+                                       linewidth=1.8))
             ax.set_title(f"{kind}: {name}", fontsize=9)
             fig.colorbar(image, ax=ax, shrink=0.8)
         if np.nanmin(jac.to_numpy(dtype=float), initial=np.inf) == 1.0:
             notes.append(f"{kind}: the same heads are selected in every run (often all open) — read the ρ panel")
-    subtitle = "; ".join(notes) or "order: average-linkage clustering; n/a: undefined (no head selected in either run)"
+    how = ("order: by task; black squares: runs of one task under other seeds" if by_task
+           else "order: average-linkage clustering")
+    subtitle = "; ".join([*notes, how]) if notes else f"{how}; n/a: undefined (no head selected in either run)"
     fig.suptitle(f"Overlap of head selections across {n} runs — {model}\n{subtitle}", fontsize=11)
     return finish(fig, path)
