@@ -46,10 +46,10 @@ def test_groups_split_on_settings_and_say_which(tmp_path):
     assert [(g.name, g.seeds) for g in groups] == [("commonsense/ARC-e [train.lr=0.005]", (1, 2)),
                                                    ("commonsense/ARC-e [train.lr=0.01]", (3,)),
                                                    ("commonsense/PIQA", (1,))]
-    assert group_notes(groups) == [
+    assert group_notes(groups) == [(
         "The runs of commonsense/ARC-e differ in more than the seed (train.lr): split into 2 groups "
         "(commonsense/ARC-e [train.lr=0.005]: 2 run(s); commonsense/ARC-e [train.lr=0.01]: 1 run(s)); seeds are "
-        "compared only within a group."]
+        "compared only within a group.")]
     table = grouped_table(runs)
     assert table.drop_duplicates("run")["seed"].tolist() == [1, 2, 3, 1]
     assert table.drop_duplicates("run")["group"].str.endswith("[train.lr=0.005]").tolist() == [True, True, False,
@@ -58,9 +58,9 @@ def test_groups_split_on_settings_and_say_which(tmp_path):
 
 def test_repeated_seeds_are_flagged(tmp_path):
     runs = [_run(tmp_path / "a1", "t", 1), _run(tmp_path / "a2", "t", 1)]
-    assert group_notes(seed_groups(runs)) == [
+    assert group_notes(seed_groups(runs)) == [(
         "t: several runs share seed 1; such runs repeat each other and make the selection look more stable than it "
-        "is."]
+        "is.")]
 
 
 def test_stability_refuses_a_group_of_one_run(tmp_path):

@@ -2,6 +2,11 @@
 
 Runs of different base models are grouped per model: the tables cover every run, and the figures that compare
 heads across runs (grid, overlap, depth profile) are drawn once per model, their file names prefixed with it.
+
+Runs of one task, model and settings that differ in seed form seed groups. With such groups it also writes the
+consensus over seeds (consensus.csv, consensus heatmaps), stability against chance (stability.csv) and the task
+comparison (task-comparison.csv), and prints their verdicts; with one run per task it says that the figures
+cannot separate task from seed.
 """
 
 from __future__ import annotations
@@ -15,12 +20,23 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from jola_lens import atomic
+from jola_lens.analysis.comparison import task_comparison
+from jola_lens.analysis.consensus import consensus_heads, consensus_table, plot_consensus_grid
 from jola_lens.analysis.depth import plot_depth_profile
 from jola_lens.analysis.figures import COLOR_SCALES, FORMATS, save_figure, slug
+from jola_lens.analysis.groups import (
+    SEEDS_ADVICE,
+    SeedGroup,
+    SeedGroupError,
+    add_groups,
+    group_notes,
+    seed_groups,
+)
 from jola_lens.analysis.heatmaps import plot_head_grid, plot_head_heatmap
 from jola_lens.analysis.logit_lens import additive_logit_lens, multiplicative_scalings, plot_logit_lens
 from jola_lens.analysis.overlap import plot_overlap
 from jola_lens.analysis.sources import UNKNOWN_MODEL, EditSource, load_sources
+from jola_lens.analysis.stability import N_PERMUTATIONS, stability_report, stability_verdicts
 from jola_lens.analysis.summary import summary_markdown, summary_table, to_markdown
 from jola_lens.analysis.tables import head_table, single_model
 from jola_lens.analysis.trajectories import NoGateSnapshotsError, plot_gate_trajectories
@@ -42,6 +58,9 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
                         help="what heatmap colour shows (default: %(default)s; 'change' needs epoch-0 gate snapshots)")
     parser.add_argument("--format", choices=FORMATS, default="png", help="figure format (default: %(default)s)")
     parser.add_argument("--top-k", type=int, default=5, metavar="N", help="heads listed per run and kind")
+    parser.add_argument("--permutations", type=int, default=N_PERMUTATIONS, metavar="N",
+                        help="random draws for the chance levels and p-values of the seed analysis "
+                             "(default: %(default)s)")
     parser.add_argument("--logit-lens", action="store_true",
                         help="also load each base model and show the tokens the strongest additive edits promote "
                              "and suppress")
@@ -61,6 +80,8 @@ def run_analyze(args: argparse.Namespace) -> int:
 def _analyze(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.permutations < 1:
+        raise ValueError(f"--permutations must be at least 1, got {args.permutations}")
     sources = load_sources(args.runs)
     if args.color == "change":
         missing = [source.label for source in sources if source.initial_logits is None]
@@ -68,7 +89,9 @@ def _analyze(args: argparse.Namespace) -> int:
             raise ValueError(f"--color change needs the gate logits before training (gates/epoch-0000.safetensors), "
                              f"missing for: {', '.join(missing)}; choose another --color")
     output = Path(args.output)
-    table = head_table(sources)
+    groups = seed_groups(sources)
+    table = add_groups(head_table(sources), groups)
+    by_task = any(group.n_runs > 1 for group in groups)
 
     def write(name: str, content: Figure | str) -> str:
         path = output / name
@@ -83,6 +106,9 @@ def _analyze(args: argparse.Namespace) -> int:
     for model in models:
         single_model(table[table["model"] == model])  # same grid in every run of a model, else a clear error
     notes: list[str] = []
+    for note in group_notes(groups):
+        notes.append(note)
+        print(note)
     write("heads.csv", table.to_csv(index=False))
     write("summary.csv", summary_table(table).to_csv(index=False))
     if len(models) > 1:
@@ -99,7 +125,7 @@ def _analyze(args: argparse.Namespace) -> int:
                                  plot_head_heatmap(group[group["run"] == run], args.color)))
         if len(runs) > 1:
             figures.append(write(f"{prefix}heatmap-grid.{args.format}", plot_head_grid(group, args.color)))
-            figures.append(write(f"{prefix}overlap.{args.format}", plot_overlap(group)))
+            figures.append(write(f"{prefix}overlap.{args.format}", plot_overlap(group, by_task=by_task)))
         figures.append(write(f"{prefix}depth-profile.{args.format}", plot_depth_profile(group)))
     for source in sources:
         try:
@@ -107,12 +133,66 @@ def _analyze(args: argparse.Namespace) -> int:
         except NoGateSnapshotsError as error:
             notes.append(f"Skipped gate trajectories: {error}.")
             print(notes[-1])
-    sections = [_scalings_section(sources, args.top_k)]
+    sections = [_seed_section(table, groups, args, write, figures), _scalings_section(sources, args.top_k)]
     if args.logit_lens:
         sections.append(_logit_lens_section(sources, args, write, figures, notes))
     markdown = _summary_document(sources, table, args.top_k, notes, sections, figures)
     write("summary.md", markdown)
     return 0
+
+
+def _seed_section(table: pd.DataFrame, groups: list[SeedGroup], args: argparse.Namespace,
+                  write: Callable[[str, Figure | str], str], figures: list[str]) -> str:
+    """Consensus over seeds, stability against chance and the task comparison, or why there are none."""
+    lines = ["## Task or seed?", ""]
+    if not any(group.n_runs > 1 for group in groups):
+        message = ("Every task here has a single run (one seed), so these figures cannot separate what the task "
+                   "selects from what the seed selects: on small runs the heads a run keeps can follow its random "
+                   "initial gates rather than its task. " + SEEDS_ADVICE)
+        print(message)
+        return "\n".join([*lines, message, ""])
+    singles = [group.name for group in groups if group.n_runs == 1]
+    consensus = consensus_table(table)
+    write("consensus.csv", consensus.to_csv(index=False))
+    models = list(dict.fromkeys(table["model"]))
+    for model in models:
+        names = [g.name for g in groups if g.model == model and g.n_runs > 1]
+        prefix = f"{slug(model)}-" if len(models) > 1 else ""
+        for name in names:
+            figures.append(write(f"{prefix}consensus-{slug(name)}.{args.format}",
+                                 plot_consensus_grid(consensus, [name])))
+        if len(names) > 1:
+            figures.append(write(f"{prefix}consensus-grid.{args.format}", plot_consensus_grid(consensus, names)))
+    report = stability_report(table, n_permutations=args.permutations)
+    write("stability.csv", report.to_csv(index=False))
+    verdicts = stability_verdicts(report)
+    lines += [("Runs that share task, model and settings and differ in seed form a group. Chance = random "
+               "selections of the same sizes (jola_lens.analysis.stability); p-values are one-sided, from "
+               f"{args.permutations} random draws."), "", "### Stability across seeds", ""]
+    lines += [f"- {verdict}" for verdict in verdicts]
+    if singles:
+        lines.append(f"- Left out (one run each, so no seed comparison): {', '.join(singles)}.")
+    print("Stability across seeds:\n" + "\n".join(f"  {verdict}" for verdict in verdicts))
+    shown = report[["group", "kind", "level", "measure", "value", "ci_low", "ci_high", "null_mean", "p_value"]]
+    lines += ["", to_markdown(shown), "", "### Do the tasks differ beyond seed noise?", ""]
+    try:
+        comparison = task_comparison(table, n_permutations=args.permutations)
+    except SeedGroupError as error:
+        message = f"No task comparison: {error}"
+        print(message)
+        lines += [message, ""]
+    else:
+        write("task-comparison.csv", comparison.to_csv(index=False))
+        lines += [("Permutation test over runs: task labels shuffled among runs; statistic = mean between-task "
+                   "minus mean within-task distance (selection: 1 - Jaccard of kept heads; ranking: 1 - RBO of "
+                   "P(g≠0))."), ""]
+        lines += [f"- {row.model}, {row.kind}, {row.distance}: {row.verdict}" for row in comparison.itertuples()]
+        print("Task comparison:\n" + "\n".join(f"  {row.kind}, {row.distance}: {row.verdict}"
+                                                  for row in comparison.itertuples()))
+    multi = consensus[consensus["group"].isin([g.name for g in groups if g.n_runs > 1])]
+    lines += ["", f"### Heads kept most consistently across seeds (top {args.top_k} per group and kind)", "",
+              to_markdown(consensus_heads(multi, args.top_k)), ""]
+    return "\n".join(lines)
 
 
 def _scalings_section(sources: list[EditSource], top_k: int) -> str:
