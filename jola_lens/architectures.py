@@ -63,7 +63,7 @@ class Architecture:
         return list(_get(hf_model, self.layers_path))
 
     def final_norm(self, hf_model: nn.Module) -> nn.Module | None:
-        return None if self.final_norm_path is None else _get(hf_model, self.final_norm_path)
+        return None if self.final_norm_path is None else _compat.wrapped_module(_get(hf_model, self.final_norm_path))
 
     def final_norm_scale(self, hf_model: nn.Module) -> Float[Tensor, " d_model"] | None:
         """The final norm's elementwise scale (``norm_offset + weight``), or None where it has no weight."""

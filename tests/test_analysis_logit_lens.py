@@ -87,3 +87,38 @@ def test_multiplicative_scalings():
     top = m.abs().topk(3).indices
     assert scalings["dim"].tolist() == top.tolist()
     assert scalings["scale"].to_numpy() == pytest.approx((1 + 0.5 * m[top]).numpy())
+
+
+def test_gemma_final_norm_scales_by_one_plus_w(tiny_tokenizer):
+    from transformers import GemmaConfig, GemmaForCausalLM
+
+    torch.manual_seed(0)
+    model = GemmaForCausalLM(GemmaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                                         max_position_embeddings=128)).eval()
+    with torch.no_grad():
+        model.model.norm.weight.uniform_(-0.5, 0.5)  # Gemma stores w and scales by 1 + w
+    edit = _edit(model)
+    lens = additive_logit_lens(edit, model, tiny_tokenizer, heads=1, tokens=4)
+    a = 0.5 * edit.additive[LAYER, HEAD].detach()
+    written = model.model.layers[LAYER].self_attn.o_proj.weight[:, HEAD * 16:(HEAD + 1) * 16] @ a
+    expected = model.lm_head.weight @ (written * (1 + model.model.norm.weight))
+    promoted = lens[lens["direction"] == "promotes"]
+    assert promoted["token_id"].tolist() == expected.topk(4).indices.tolist()
+    assert promoted["logit"].to_numpy() == pytest.approx(expected.topk(4).values.detach().numpy(), rel=1e-5)
+
+
+def test_logit_lens_reads_a_bridged_model_like_its_hf_model(tiny_tokenizer):
+    from jola_lens import boot_bridge
+
+    model = build_tiny_model("gpt2")  # a LayerNorm final norm: centred, which a bridge's wrapper must not hide
+    with torch.no_grad():
+        model.transformer.ln_f.weight.uniform_(0.5, 2.0)
+    edit = _edit(model)
+    expected = additive_logit_lens(edit, model, tiny_tokenizer, heads=2, tokens=4)
+    bridge = boot_bridge(build_tiny_model("gpt2"), tiny_tokenizer)
+    with torch.no_grad():
+        bridge.original_model.transformer.ln_f.weight.copy_(model.transformer.ln_f.weight)
+    lens = additive_logit_lens(edit, bridge, tiny_tokenizer, heads=2, tokens=4)
+    assert lens["token_id"].tolist() == expected["token_id"].tolist()
+    assert lens["logit"].to_numpy() == pytest.approx(expected["logit"].to_numpy(), rel=1e-5)

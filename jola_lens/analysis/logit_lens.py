@@ -2,10 +2,12 @@
 multiplicative scalings.
 
 For head h of layer l, the additive edit adds ``v = W_O[:, head h] @ (g_a a)`` to the residual stream; its
-direct effect on the logits is read as ``W_U (w ⊙ v)``, where ``w`` is the final norm's weight (``1 + w`` for
-Gemma). Approximation: the final norm's data-dependent scale (1 / RMS, or 1 / std for LayerNorm) is left out,
-so logits are on the scale of a unit-RMS residual, and the effect of later layers is ignored; for a LayerNorm
-``v`` is centred first (the linear part of the norm); lm_head biases are left out (they do not depend on the edit).
+direct effect on the logits is read as ``W_U (w ⊙ v)``, where ``w`` is the final norm's scale (its weight, or
+``1 + weight`` for Gemma) and ``W_U`` the unembedding, both found through the family's
+:class:`~jola_lens.architectures.Architecture` record; ``g_a a`` is the edit's own shift (``JoLAEdit.affine_terms``).
+Approximation: the final norm's data-dependent scale (1 / RMS, or 1 / std for LayerNorm) is left out, so logits
+are on the scale of a unit-RMS residual, and the effect of later layers is ignored; for a LayerNorm ``v`` is
+centred first (the linear part of the norm); lm_head biases are left out (they do not depend on the edit).
 Rank tokens within a head; do not compare magnitudes with real logits.
 """
 
