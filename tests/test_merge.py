@@ -90,17 +90,27 @@ def test_merge_of_each_kind_of_edit_equals_its_hooks(arch, fields, tmp_path):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
-def test_half_precision_forward_and_merge(dtype):
+def test_half_precision_forward_on_every_route_and_merge(dtype, tiny_tokenizer):
+    import copy
+
+    from nnsight.modeling.transformers import TransformersModel
+
+    from jola_lens import boot_bridge
+    from jola_lens.backends import hf as hf_backend
+    from jola_lens.backends import nnsight as nn_backend
+    from jola_lens.backends import transformer_lens as tl_backend
+
     reference_model = build_tiny_model("llama")
     model = build_tiny_model("llama").to(dtype)
     edit = strong_edit(reference_model)  # float32 parameters, as training keeps them
-    with edit.attached(reference_model):
-        reference = reference_model(ids()).logits
-    with edit.attached(model):
-        hooked = model(ids()).logits
-    assert hooked.dtype == dtype
+    reference = hf_backend.forward(reference_model, edit, ids())
+    hooked = hf_backend.forward(model, edit, ids())
     tolerance = 2e-2 if dtype == torch.bfloat16 else 5e-3
-    assert relative_error(hooked.float(), reference) < tolerance
+    assert hooked.dtype == dtype and relative_error(hooked.float(), reference) < tolerance
+    bridge = boot_bridge(build_tiny_model("llama").to(dtype), tiny_tokenizer)
+    nn_model = TransformersModel(build_tiny_model("llama").to(dtype), tokenizer=copy.deepcopy(tiny_tokenizer))
+    for logits in (tl_backend.forward(bridge, edit, ids()), nn_backend.forward(nn_model, edit, ids())):
+        assert logits.dtype == dtype and relative_error(logits.float(), reference) < tolerance
     merged = merge_edit(model, edit)
     assert all(p.dtype == dtype for p in merged.parameters())
     assert relative_error(merged(ids()).logits.float(), reference) < tolerance
