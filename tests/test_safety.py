@@ -124,7 +124,9 @@ def test_merge_record_survives_save_and_reload(route, tmp_path, tiny_tokenizer):
     assert record["kinds"] == ["additive", "multiplicative"]
     with pytest.raises(AlreadyAppliedError, match="already merged"):
         merge_edit(reloaded, edit)
-    loaded_copy = copy.deepcopy(edit)  # the same tensors count as the same edit
+    edit.save_pretrained(tmp_path / "edit")
+    loaded_copy = JoLAEdit.from_pretrained(tmp_path / "edit")  # the same config and tensors: the same edit
+    assert loaded_copy.fingerprint() == edit.fingerprint() != strong_edit(model, seed=7).fingerprint()
     target = route_model(route, reloaded, tiny_tokenizer)
     with pytest.raises(AlreadyAppliedError, match=r"already merged into LlamaForCausalLM.*attaching it would apply "
                                                   r"it twice"):
