@@ -125,6 +125,10 @@ class Adapter(ABC):
     def save_weights(self, directory: Path) -> None:
         """Write the method's own files into ``directory`` (each atomically)."""
 
+    @abstractmethod
+    def read_state(self, directory: Path) -> dict[str, Tensor]:
+        """The tensors saved in ``directory``, keyed as :meth:`state_dict` keys them (this adapter unchanged)."""
+
     def save(self, directory: str | os.PathLike) -> None:
         """Write the adapter into ``directory``: the method's files, then ``method.json``."""
         directory = Path(directory)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,16 +17,28 @@ from jola_lens.methods.base import Adapter
 if TYPE_CHECKING:
     from jola_lens.training.backend import Backend
 
+ForwardFn = Callable[[JoLAEdit, Tensor, Tensor], Tensor]
+
 
 class JoLAAdapter(Adapter):
     """``edit`` applied through ``backend`` (hf hooks, TransformerLens hook_z or nnsight)."""
 
     method: ClassVar[str] = "jola"
 
-    def __init__(self, edit: JoLAEdit, backend: Backend, settings: dict[str, Any] | None = None) -> None:
+    def __init__(self, edit: JoLAEdit, backend: Backend | None, settings: dict[str, Any] | None = None,
+                 forward: ForwardFn | None = None) -> None:
+        if backend is None and forward is None:
+            raise ValueError("a JoLAAdapter needs the backend it runs on, or at least its forward function")
         super().__init__(backend, settings or {"ablation": "none"})
-        self.edit = edit.to(backend.device)
+        self._forward = forward
+        self.edit = edit.to(backend.device) if backend is not None else edit
         self.edit.eval()
+
+    @classmethod
+    def from_forward(cls, edit: JoLAEdit, forward: ForwardFn) -> JoLAAdapter:
+        """An adapter that trains ``edit`` through ``forward(edit, input_ids, attention_mask)`` (no route: it can
+        train and validate, not generate)."""
+        return cls(edit, None, forward=forward)
 
     @classmethod
     def build(cls, backend: Backend, *, seed: int | None, settings: dict[str, Any], **edit_fields: Any) -> JoLAAdapter:
@@ -81,6 +93,8 @@ class JoLAAdapter(Adapter):
 
     def forward(self, input_ids: Int[Tensor, "batch pos"],
                 attention_mask: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos vocab"]:
+        if self._forward is not None:
+            return self._forward(self.edit, input_ids, attention_mask)
         return self.backend.forward(self.edit, input_ids, attention_mask)
 
     def generate(self, input_ids: Int[Tensor, "batch pos"], attention_mask: Int[Tensor, "batch pos"],
@@ -89,6 +103,9 @@ class JoLAAdapter(Adapter):
 
     def save_weights(self, directory: Path) -> None:
         self.edit.save_pretrained(directory)
+
+    def read_state(self, directory: Path) -> dict[str, Tensor]:
+        return {name: p.detach() for name, p in JoLAEdit.from_pretrained(directory).named_parameters()}
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, {self.edit.extra_repr()}"

@@ -209,6 +209,16 @@ class PeftAdapter(Adapter):
         """Unload peft's layers: the model is the bare model again, and this adapter is unusable."""
         self.peft_model.unload()
 
+    def read_state(self, directory: Path) -> dict[str, torch.Tensor]:
+        from peft import set_peft_model_state_dict
+        from peft.utils import load_peft_weights
+
+        current = {name: t.clone() for name, t in self.state_dict().items()}
+        set_peft_model_state_dict(self.peft_model, load_peft_weights(str(directory), device="cpu"))
+        saved = {name: t.clone() for name, t in self.state_dict().items()}
+        self.load_state_dict(current)
+        return saved
+
     def save_weights(self, directory: Path) -> None:
         with tempfile.TemporaryDirectory(dir=directory, prefix=".peft-") as tmp:
             self.peft_model.save_pretrained(tmp)

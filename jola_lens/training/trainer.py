@@ -21,6 +21,8 @@ from jola_lens import atomic
 from jola_lens.config import EDIT_KINDS
 from jola_lens.edit import JoLAEdit
 from jola_lens.gates import GateSchedule
+from jola_lens.methods.base import Adapter
+from jola_lens.methods.jola import JoLAAdapter
 from jola_lens.run_folder import RunFolder
 from jola_lens.tasks.encoding import EncodedExample
 from jola_lens.training.batching import Batch, chunks, collate, epoch_order
@@ -50,15 +52,18 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclass
 class TrainResult:
-    """The kept edit (best or last epoch, per ``save_strategy``) and the run's final progress."""
+    """The kept adapter (best or last epoch, per ``save_strategy``) and the run's final progress; ``edit`` is its
+    JoLA edit (JoLA, LoFiT; None for LoRA / IA3)."""
 
-    edit: JoLAEdit
+    edit: JoLAEdit | None
     state: TrainState
     resumed: bool
+    adapter: Adapter | None = None
 
 
 class Trainer:
-    """Train ``edit`` on encoded examples through ``forward`` (a backend's forward with the model bound).
+    """Train ``edit`` on encoded examples: a method's :class:`~jola_lens.methods.Adapter` (``forward`` None), or a
+    JoLAEdit with ``forward`` (a backend's forward with the model bound).
 
     With ``run`` set, writes the run folder's train_log.jsonl, gate snapshots, edit/ and checkpoint/, and
     resumes from checkpoint/ if one exists (``fingerprint`` must match the one saved with it).
@@ -67,7 +72,7 @@ class Trainer:
     ``stop.set()`` asks the loop to checkpoint and raise :class:`TrainingInterrupted` at the next boundary.
     """
 
-    def __init__(self, edit: JoLAEdit, forward: ForwardFn, train: Sequence[EncodedExample],
+    def __init__(self, edit: JoLAEdit | Adapter, forward: ForwardFn | None, train: Sequence[EncodedExample],
                  validation: Sequence[EncodedExample], config: TrainConfig, *, pad_token_id: int,
                  device: torch.device | str = "cpu", run: RunFolder | None = None,
                  fingerprint: dict[str, Any] | None = None, progress: bool = True,
@@ -77,7 +82,8 @@ class Trainer:
         if not train or not validation:
             raise ValueError(f"training needs examples in both splits (train: {len(train)}, "
                              f"validation: {len(validation)})")
-        self.edit, self.forward, self.config = edit.to(device), forward, config
+        self.adapter = (edit if isinstance(edit, Adapter) else JoLAAdapter.from_forward(edit, forward)).to(device)
+        self.edit, self.config = self.adapter.head_edit(), config
         self.train_examples, self.pad_token_id, self.device = list(train), pad_token_id, torch.device(device)
         self.run, self.fingerprint, self.progress = run, fingerprint or {}, progress
         self.on_step, self.on_epoch, self.validation_loss_fn = on_step, on_epoch, validation_loss_fn
@@ -86,18 +92,16 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * config.num_epoch
         self.val_batches = [collate([validation[i] for i in group], pad_token_id).to(self.device)
                             for group in chunks(range(len(validation)), config.eval_batch)]
-        gate_params = [p for name, p in edit.named_parameters() if name.endswith("_gate_logits")]
-        vector_params = [p for name, p in edit.named_parameters() if not name.endswith("_gate_logits")]
-        groups = [{"params": vector_params, "lr": config.lr}]
-        if gate_params:
-            groups.append({"params": gate_params, "lr": config.gate_lr})
-        self.params = vector_params + gate_params
+        groups = self.adapter.parameter_groups(config.lr, config.gate_lr)
+        self.params = [p for group in groups for p in group["params"]]
         self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, config.warmup_steps, self.total_steps)
         self.gate_schedule = GateSchedule(config.gate_scheduler, self.total_steps, config.gate_lambda)
         self.penalty_ramp = PenaltyRamp(config.penalty_delay, config.penalty_warmup)
+        if config.target_heads is not None and self.adapter.head_gates() is None:
+            raise ValueError(f"--target_heads holds gates open, but --method {self.adapter.method} has no head gates")
         self.sparsity_target = (None if config.target_heads is None else
-                                SparsityTarget(edit, config.target_heads, config.target_warmup, config.target_lr))
+                                SparsityTarget(self.edit, config.target_heads, config.target_warmup, config.target_lr))
         self._best_state: dict[str, Tensor] | None = None
         self._clock = time.monotonic()
 
@@ -121,16 +125,16 @@ class Trainer:
         finally:
             bar.close()
         if self.config.save_strategy == "best" and self._best_state is not None:
-            self.edit.load_state_dict(self._best_state)
-        self.edit.eval()
-        return TrainResult(self.edit, state, resumed)
+            self.adapter.load_state_dict(self._best_state)
+        self.adapter.eval()
+        return TrainResult(self.edit, state, resumed, self.adapter)
 
     def _start(self) -> tuple[TrainState, bool]:
         if self.keeps_checkpoints and has_checkpoint(self.run.checkpoint_dir):
             if self.config.save_strategy == "best" and self.run.edit_dir.is_dir():
                 # before the random states are restored: building an edit draws random numbers
-                self._best_state = JoLAEdit.from_pretrained(self.run.edit_dir).to(self.device).state_dict()
-            state = load_checkpoint(self.run.checkpoint_dir, edit=self.edit, optimizer=self.optimizer,
+                self._best_state = self.adapter.read_state(self.run.edit_dir)
+            state = load_checkpoint(self.run.checkpoint_dir, edit=self.adapter, optimizer=self.optimizer,
                                     scheduler=self.scheduler, gate_schedule=self.gate_schedule,
                                     fingerprint=self.fingerprint)
             if self.sparsity_target is not None and state.sparsity_target is not None:
@@ -143,12 +147,12 @@ class Trainer:
         seed_everything(self.config.seed)
         if self.run is not None:
             self.run.train_log.unlink(missing_ok=True)
-            self.run.write_gate_snapshot(self.edit, epoch=0, step=0)
+            self._gate_snapshot(epoch=0, step=0)
         return TrainState(), False
 
     def _train_epoch(self, state: TrainState, epoch: int, bar: tqdm) -> None:
         groups = chunks(epoch_order(len(self.train_examples), self.config.seed, epoch), self.config.train_batch)
-        self.edit.train()
+        self.adapter.train()
         for index in range(state.batches_done, len(groups)):
             if self.stop.requested:
                 self._interrupt(state, epoch)
@@ -158,20 +162,21 @@ class Trainer:
             if self.run is not None:
                 atomic.append_jsonl(self.run.train_log, record)
             bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", open_a=f"{record['open_additive']:.0%}",
-                            open_m=f"{record['open_multiplicative']:.0%}", refresh=False)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", **{
+                f"open_{kind[0]}": f"{record[f'open_{kind}']:.0%}" for kind in EDIT_KINDS
+                if record[f"open_{kind}"] is not None}, refresh=False)
             if self.on_step is not None:
                 self.on_step(record)
 
     def _step(self, batch: Batch, state: TrainState, epoch: int) -> dict[str, Any]:
         lam = self.gate_schedule.value
         lrs = [group["lr"] for group in self.optimizer.param_groups]
-        logits = self.forward(self.edit, batch.input_ids, batch.attention_mask)
+        logits = self.adapter.forward(batch.input_ids, batch.attention_mask)
         ce = completion_loss(logits, batch.labels)
         if self.sparsity_target is not None:
             penalty = self.sparsity_target.loss(self.edit, state.global_step)
         else:
-            penalty = (self.edit.penalty(lam) * self.config.penalty_scale
+            penalty = (self.adapter.penalty(lam) * self.config.penalty_scale
                        * self.penalty_ramp.factor(state.global_step))
         loss = ce + penalty
         if not torch.isfinite(loss):
@@ -189,19 +194,19 @@ class Trainer:
         state.global_step += 1
         return {"step": state.global_step, "epoch": epoch, "loss": loss_value, "ce": ce.item(),
                 "penalty": penalty.item(), "lam": lam, "lr": lrs[0], "gate_lr": lrs[-1] if len(lrs) > 1 else None,
-                **{f"open_{kind}": share for kind, share in open_shares(self.edit).items()}}
+                **{f"open_{kind}": share for kind, share in open_shares(self.adapter).items()}}
 
     @torch.inference_mode()
     def _validate(self, state: TrainState, epoch: int) -> float:
         """Mean CE per target token over the validation sample (deterministic gates, no penalty)."""
         if self.validation_loss_fn is not None:
             return self.validation_loss_fn(epoch)
-        self.edit.eval()
+        self.adapter.eval()
         total, count = 0.0, 0
         for batch in tqdm(self.val_batches, desc="validation", leave=False, disable=not self.progress):
             if self.stop.requested:
                 self._interrupt(state, epoch)
-            logprobs, _ = target_logprobs(self.forward(self.edit, batch.input_ids, batch.attention_mask), batch.labels)
+            logprobs, _ = target_logprobs(self.adapter.forward(batch.input_ids, batch.attention_mask), batch.labels)
             total -= logprobs.sum().item()
             count += logprobs.numel()
         return total / count
@@ -214,9 +219,9 @@ class Trainer:
         elif state.best_val_loss is None or val_loss < state.best_val_loss:
             state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch, 0
             if self.config.save_strategy == "best":
-                self._best_state = {k: v.detach().clone() for k, v in self.edit.state_dict().items()}
+                self._best_state = {k: v.detach().clone() for k, v in self.adapter.state_dict().items()}
                 if self.run is not None:
-                    self.edit.save_pretrained(self.run.edit_dir)
+                    self.adapter.save(self.run.edit_dir)
         else:
             state.bad_epochs += 1
         state.epochs_done, state.batches_done = epoch, 0
@@ -225,21 +230,26 @@ class Trainer:
         elif self.config.patience and state.bad_epochs >= self.config.patience:
             state.stop_reason = "early_stopping"
         if self.run is not None:
-            self.run.write_gate_snapshot(self.edit, epoch=epoch, step=state.global_step)
+            self._gate_snapshot(epoch=epoch, step=state.global_step)
             if state.finished and self.config.save_strategy == "last":
-                self.edit.save_pretrained(self.run.edit_dir)
+                self.adapter.save(self.run.edit_dir)
             elif state.finished and self.config.save_strategy == "best" and self._best_state is None:
                 logger.warning("no epoch reached the sparsity target of %d heads; keeping the last epoch (train "
                                "longer or raise --target_lr)", self.config.target_heads)
-                self.edit.save_pretrained(self.run.edit_dir)
+                self.adapter.save(self.run.edit_dir)
         self._checkpoint(state)
-        shares = open_shares(self.edit)
+        shares = open_shares(self.adapter)
         logger.info("epoch %d/%d: validation loss %.4f (best %.4f, epoch %d); open gates: %s%s", epoch,
                     self.config.num_epoch, val_loss, state.best_val_loss, state.best_epoch,
                     ", ".join(f"{k} {v:.0%}" for k, v in shares.items() if v is not None),
                     "; early stopping" if state.stop_reason == "early_stopping" else "")
         if self.on_epoch is not None:
             self.on_epoch(epoch, val_loss)
+
+    def _gate_snapshot(self, epoch: int, step: int) -> None:
+        gated = self.adapter.head_gates()
+        if gated is not None:
+            self.run.write_gate_snapshot(gated, epoch=epoch, step=step)
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def _checkpoint(self, state: TrainState) -> None:
@@ -249,7 +259,7 @@ class Trainer:
         if self.sparsity_target is not None:
             state.sparsity_target = self.sparsity_target.state()
         if self.keeps_checkpoints:
-            save_checkpoint(self.run.checkpoint_dir, edit=self.edit, optimizer=self.optimizer,
+            save_checkpoint(self.run.checkpoint_dir, edit=self.adapter, optimizer=self.optimizer,
                             scheduler=self.scheduler, gate_schedule=self.gate_schedule, state=state,
                             fingerprint=self.fingerprint)
 
@@ -259,7 +269,10 @@ class Trainer:
                                   str(self.run.checkpoint_dir) if self.keeps_checkpoints else None)
 
 
-def open_shares(edit: JoLAEdit) -> dict[str, float | None]:
-    """Share of heads whose deterministic gate is > 0, per edit kind (None for a kind switched off)."""
-    selected = edit.selected_heads()
+def open_shares(edit: JoLAEdit | Adapter) -> dict[str, float | None]:
+    """Share of heads whose deterministic gate is > 0, per edit kind (None for a kind switched off, and for every
+    kind of a method without a JoLA edit)."""
+    if isinstance(edit, Adapter):
+        edit = edit.head_edit()
+    selected = edit.selected_heads() if edit is not None else {}
     return {kind: selected[kind].float().mean().item() if kind in selected else None for kind in EDIT_KINDS}
