@@ -162,7 +162,7 @@ def test_interactive_consensus_falls_back_to_matplotlib(monkeypatch):
 
 def test_stability_report_of_edit_sources_and_verdicts():
     report = stability_report(_sources(), n_permutations=99)
-    assert set(report["kind"]) == {"additive", "multiplicative"} and len(report) == 12
+    assert set(report["kind"]) == {"additive", "multiplicative"} and len(report) == 14
     head = report[(report["kind"] == "additive") & (report["level"] == "head")].set_index("measure")
     assert head.loc["stability", "n_runs"] == 3 and head.loc["stability", "mean_kept"] == pytest.approx(5 / 3)
     assert head.loc["jaccard", "value"] == pytest.approx((1 / 3 + 1 / 2 + 1 / 2) / 3)

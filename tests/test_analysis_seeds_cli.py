@@ -49,7 +49,7 @@ def test_seed_groups_get_consensus_stability_and_verdicts(tmp_path, capsys):
             "consensus-grid.png", "overlap.png"} <= names
     assert "consensus-c.png" not in names  # one run: no consensus figure
     stability = pd.read_csv(out / "stability.csv")
-    assert set(stability["group"]) == {"a", "b"} and len(stability) == 2 * 2 * 6
+    assert set(stability["group"]) == {"a", "b"} and len(stability) == 2 * 2 * 7
     assert "Stability across seeds:\n  a, additive, 3 seeds — kept heads: Nogueira Φ" in printed
     assert "Task comparison:\n  additive, selection: " in printed
     comparison = pd.read_csv(out / "task-comparison.csv")

@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import kstest
 
 from jola_lens.analysis.comparison import permutation_test, run_distances
+from jola_lens.analysis.overlap import spearman
 from jola_lens.analysis.stability import (
     jaccard_null_mean,
     layer_variance_null_mean,
@@ -140,7 +141,7 @@ def test_p_values_are_uniform_under_random_selections():
         scores = rng.random((4, 270))
         for row in selection_stability(z, scores, LAYERS, n_permutations=199, seed=draw):
             p_values.setdefault((row["level"], row["measure"]), []).append(row["p_value"])
-    assert len(p_values) == 6
+    assert len(p_values) == 7
     for key, values in p_values.items():
         assert kstest(values, "uniform").pvalue > 0.01, (key, np.histogram(values, bins=5, range=(0, 1))[0])
 
@@ -199,3 +200,23 @@ def test_permutation_test_needs_two_tasks_and_a_repeated_one():
         permutation_test(np.zeros((2, 2)), ["a", "b"])
     with pytest.raises(ValueError, match=r"the distance matrix is \(2, 2\), the runs 3"):
         permutation_test(np.zeros((2, 2)), ["a", "a", "b"])
+
+
+def test_layer_spearman_equals_spearman_of_layer_means():
+    """Another route: overlap.spearman of each pair of runs' mean P(g != 0) per layer, averaged over pairs."""
+    rng = np.random.default_rng(8)
+    layer_of = np.repeat(np.arange(5), 3)
+    scores = rng.random((3, 15))
+    scores[1, :3] = scores[1, 3:6]  # a tie between layer means 0 and 1 of run 1
+    z = scores > 0.5
+    rows = {(r["level"], r["measure"]): r for r in selection_stability(z, scores, layer_of, n_permutations=9)}
+    means = np.stack([scores[:, layer_of == layer].mean(axis=1) for layer in range(5)], axis=1)
+    expected = np.mean([spearman(means[i], means[j]) for i, j in ((0, 1), (0, 2), (1, 2))])
+    assert rows["layer", "spearman"]["value"] == pytest.approx(expected)
+    shares = np.stack([z[:, layer_of == layer].mean(axis=1) for layer in range(5)], axis=1)
+    expected_jaccard = np.mean([np.minimum(shares[i], shares[j]).sum() / np.maximum(shares[i], shares[j]).sum()
+                                for i, j in ((0, 1), (0, 2), (1, 2))])
+    assert rows["layer", "jaccard"]["value"] == pytest.approx(expected_jaccard)
+    variance = shares.var(axis=0, ddof=1).mean()
+    assert rows["layer", "stability"]["value"] == pytest.approx(
+        1 - variance / layer_variance_null_mean(z.sum(axis=1), layer_of))

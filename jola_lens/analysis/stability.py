@@ -20,6 +20,8 @@ layer level (do runs agree on depth even where single heads do not?)
     ``jaccard``: mean pairwise weighted Jaccard Σ min / Σ max of the share vectors.
     ``rbo``: mean pairwise RBO of the layers ranked by mean P(g != 0), p = 0.9 (mean depth 10; the top 10
     layers carry 86% of the weight).
+    ``spearman``: mean pairwise Spearman ρ of the layers' mean P(g != 0): the whole depth profile, not only its top
+    (RBO's weights miss agreement on which layers lose most).
 
 Null: every run keeps the same number of heads, drawn uniformly at random (for ``rbo``: each run's P(g != 0)
 values shuffled over the heads). ``null_mean`` is exact where a formula exists (``stability``, head-level
@@ -34,7 +36,7 @@ import math
 import numpy as np
 import pandas as pd
 from jaxtyping import Bool, Float, Int
-from scipy.stats import hypergeom, norm
+from scipy.stats import hypergeom, norm, rankdata
 
 from jola_lens.analysis.groups import SEEDS_ADVICE, SeedGroupError, grouped_table, require_seeds, table_groups
 from jola_lens.config import EDIT_KINDS
@@ -217,6 +219,17 @@ def _weighted_jaccard(shares: np.ndarray) -> np.ndarray:
         return np.where(defined.any(axis=-1), total / defined.sum(axis=-1), np.nan)
 
 
+def _mean_spearman(values: Float[np.ndarray, "*batch run feature"]) -> Float[np.ndarray, "*batch"]:
+    """Mean pairwise Spearman ρ (average ranks for ties) of the rows; NaN where a row is constant."""
+    ranks = rankdata(values, axis=-1)
+    centred = ranks - ranks.mean(axis=-1, keepdims=True)
+    norms = np.sqrt((centred**2).sum(axis=-1))
+    i, j = _pairs(values.shape[-2])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = (centred[..., i, :] * centred[..., j, :]).sum(axis=-1) / (norms[..., i] * norms[..., j])
+    return rho.mean(axis=-1)
+
+
 def _layer_means(values: np.ndarray, layer_of: np.ndarray) -> np.ndarray:
     layers = np.unique(layer_of)
     onehot = (layer_of[:, None] == layers[None, :]).astype(float)
@@ -263,7 +276,7 @@ def _check_matrix(selection: object) -> np.ndarray:
 def selection_stability(selection: Bool[np.ndarray, "run feature"], p_nonzero: Float[np.ndarray, "run feature"],
                         layer_of: Int[np.ndarray, " feature"], *, n_permutations: int = N_PERMUTATIONS,
                         seed: int = 0, alpha: float = ALPHA) -> list[dict[str, object]]:
-    """The six measures (see the module docstring) of one runs x edited-heads matrix, as report rows without the
+    """The seven measures (see the module docstring) of one runs x edited-heads matrix, as report rows without the
     group columns. ``layer_of``: the layer of each feature."""
     z = _check_matrix(selection)
     scores = np.asarray(p_nonzero, dtype=float)
@@ -312,10 +325,12 @@ def selection_stability(selection: Bool[np.ndarray, "run feature"], p_nonzero: F
         "1 - between-run variance of the share of heads kept per layer / its chance value", note=degenerate)
     add("layer", "jaccard", float(_weighted_jaccard(shares)), _weighted_jaccard(null_shares), None,
         "mean pairwise weighted Jaccard (Σ min / Σ max) of the share of heads kept per layer", note=degenerate)
-    layer_scores = _layer_means(scores, layer_of)
+    layer_scores, null_layer_scores = _layer_means(scores, layer_of), _layer_means(null_scores, layer_of)
     add("layer", "rbo", float(_mean_rbo(rank_starts(layer_scores), RBO_P["layer"])),
-        _mean_rbo(rank_starts(_layer_means(null_scores, layer_of)), RBO_P["layer"]), None,
+        _mean_rbo(rank_starts(null_layer_scores), RBO_P["layer"]), None,
         f"mean pairwise RBO_ext (p={RBO_P['layer']}) of the layers ranked by mean P(g≠0)")
+    add("layer", "spearman", float(_mean_spearman(layer_scores)), _mean_spearman(null_layer_scores), None,
+        "mean pairwise Spearman ρ of the layers' mean P(g≠0)")
     return rows
 
 
@@ -368,6 +383,7 @@ def stability_verdicts(report: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
         get = {(r.level, r.measure): r for r in rows.itertuples()}
         index, jac, rbo = get["head", "stability"], get["head", "jaccard"], get["head", "rbo"]
         layer, layer_jac, layer_rbo = get["layer", "stability"], get["layer", "jaccard"], get["layer", "rbo"]
+        layer_rho = get["layer", "spearman"]
         if math.isnan(index.value):
             kept = f"kept heads: {index.note.split(':')[0]}, so their overlap says nothing"
         else:
@@ -380,7 +396,9 @@ def stability_verdicts(report: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
                    + ("the top of the ranking agrees beyond chance" if _beyond([rbo], alpha) else "chance"))
         depth = (f"depth: layer Φ {layer.value:.2f} ({_p(layer)}), weighted Jaccard {layer_jac.value:.2f} (chance "
                  f"{layer_jac.null_mean:.2f}, {_p(layer_jac)}), layer RBO {layer_rbo.value:.2f} (chance "
-                 f"{layer_rbo.null_mean:.2f}, {_p(layer_rbo)}): "
-                 + ("reproduced beyond chance" if _beyond([layer, layer_jac, layer_rbo], alpha) else "chance"))
+                 f"{layer_rbo.null_mean:.2f}, {_p(layer_rbo)}), Spearman of mean P(g≠0) {layer_rho.value:.2f} "
+                 f"(chance {layer_rho.null_mean:.2f}, {_p(layer_rho)}): "
+                 + ("reproduced beyond chance" if _beyond([layer, layer_jac, layer_rbo, layer_rho], alpha)
+                    else "chance"))
         lines.append(f"{group}, {kind}, {int(index.n_runs)} seeds — {kept}; {ranking}; {depth}.")
     return lines
