@@ -387,8 +387,9 @@ def stability_verdicts(report: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
         if math.isnan(index.value):
             kept = f"kept heads: {index.note.split(':')[0]}, so their overlap says nothing"
         else:
+            narrow = ", too narrow with so few runs" if index.n_runs < 10 else ""
             kept = (f"kept heads: Nogueira Φ {index.value:.2f} ({100 * (1 - alpha):.0f}% CI {index.ci_low:.2f} to "
-                    f"{index.ci_high:.2f}, chance {index.null_mean:.2f}, {_p(index)}), Jaccard {jac.value:.2f} "
+                    f"{index.ci_high:.2f}{narrow}; chance {index.null_mean:.2f}, {_p(index)}), Jaccard {jac.value:.2f} "
                     f"(chance {jac.null_mean:.2f}, {_p(jac)}): "
                     + ("reproduced beyond chance" if _beyond([index, jac], alpha)
                        else "no more alike than random selections of the same sizes"))
