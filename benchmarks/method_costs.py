@@ -27,7 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from jola_lens.methods import MethodConfig, build_adapter
-from jola_lens.training.backend import make_backend
+from jola_lens.backends.route import make_route
 
 METHODS: dict[str, tuple[MethodConfig, str | None]] = {
     "jola": (MethodConfig("jola"), None),
@@ -120,7 +120,7 @@ def main() -> None:
     parameters: dict[str, int] = {"bare (frozen fwd+bwd)": 0}
     state_bytes: dict[str, int] = {"bare (frozen fwd+bwd)": 0}
     for label, (config, stage) in METHODS.items():
-        backend = make_backend("hf", copy.deepcopy(base), None)
+        backend = make_route("hf", copy.deepcopy(base), None)
         adapter = build_adapter(config, backend, seed=0)
         if stage == "lofit_offsets":
             adapter = build_adapter(config, backend, seed=0, stage=stage, previous=adapter)

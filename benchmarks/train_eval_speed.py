@@ -21,8 +21,9 @@ from jola_lens import JoLAEdit, load_model
 from jola_lens.evaluation import evaluate
 from jola_lens.tasks import get_task
 from jola_lens.tasks.encoding import encode_example
-from jola_lens.training import TrainConfig, Trainer, make_backend
-from jola_lens.training.batching import chunks, collate, epoch_order
+from jola_lens.backends.route import make_route
+from jola_lens.training import TrainConfig, Trainer
+from jola_lens.batching import chunks, collate, epoch_order
 
 
 def main() -> None:
@@ -46,7 +47,7 @@ def main() -> None:
     print(f"{'backend':8} {'s/step':>8} {'tokens/seq':>10} {'s/ex likelihood':>16} {'s/ex generation':>16}")
     for name in args.backends:
         model, tokenizer = load_model()
-        backend = make_backend(name, model, tokenizer)
+        backend = make_route(name, model, tokenizer)
         train, validation = ([encode_example(tokenizer, task.prompt(e), e.target) for e in examples]
                              for examples in (splits.train, splits.validation))
         widths = [collate([train[i] for i in group], tokenizer.pad_token_id).input_ids.shape[1]

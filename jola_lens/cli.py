@@ -73,7 +73,7 @@ def _add_common(parser: argparse.ArgumentParser, inherit: bool) -> None:
     """Flags that train and eval share; with ``inherit`` (eval) their defaults come from the run folder."""
     from jola_lens.evaluation import SCORINGS
     from jola_lens.tasks.prompts import PROMPT_STYLES
-    from jola_lens.training.backend import BACKENDS
+    from jola_lens.backends.route import ROUTES
     from jola_lens.training.pipeline import DEVICES, FORMULATIONS, SOURCES
 
     train, spec = _defaults()
@@ -98,7 +98,7 @@ def _add_common(parser: argparse.ArgumentParser, inherit: bool) -> None:
                "alone (cloze: no options listed)" + note % spec["formulation"])
     _flag(task, "prompt_style", choices=PROMPT_STYLES, default=default(spec["prompt_style"]),
           help="alpaca = the paper's template; chat = the tokenizer's chat template" + note % spec["prompt_style"])
-    _flag(task, "backend", choices=BACKENDS, default=default(spec["backend"]),
+    _flag(task, "backend", choices=ROUTES, default=default(spec["backend"]),
           help="where the edit hooks in: hf (forward pre-hooks), tl (TransformerLens bridge hook_z), nnsight"
                + note % spec["backend"])
     _flag(task, "device", choices=DEVICES, default=default(spec["device"]),

@@ -24,9 +24,9 @@ from jola_lens.tasks.base import Task
 from jola_lens.tasks.encoding import encode_example
 from jola_lens.tasks.examples import Example
 from jola_lens.tasks.parsing import first_line
-from jola_lens.training.backend import Backend
-from jola_lens.training.batching import collate, length_groups
-from jola_lens.training.loss import sequence_logprobs
+from jola_lens.backends.route import Route
+from jola_lens.batching import collate, length_groups
+from jola_lens.loss import sequence_logprobs
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def scoring_methods(scoring: str) -> tuple[str, ...]:
     return ("generation", "likelihood") if scoring == "both" else (scoring,)
 
 
-def evaluate(backend: Backend, tokenizer: Any, task: Task, examples: Sequence[Example], edit: JoLAEdit | None = None,
+def evaluate(backend: Route, tokenizer: Any, task: Task, examples: Sequence[Example], edit: JoLAEdit | None = None,
              *, scoring: str = "generation", prompt_style: str = "alpaca", batch_size: int = 1,
              max_length: int = 400, progress: bool = True) -> EvalResult:
     """Score ``edit`` (None: the bare model) on ``examples`` of ``task``."""
@@ -84,7 +84,7 @@ def generation_config(tokenizer: Any, max_new_tokens: int) -> GenerationConfig:
 
 
 @torch.inference_mode()
-def generate_responses(backend: Backend, tokenizer: Any, prompts: Sequence[str], edit: JoLAEdit | None, *,
+def generate_responses(backend: Route, tokenizer: Any, prompts: Sequence[str], edit: JoLAEdit | None, *,
                        max_new_tokens: int, batch_size: int = 1, max_length: int = 400,
                        progress: bool = True) -> list[str]:
     """The first line of each prompt's beam-search continuation (prompts of similar length left-padded
@@ -107,7 +107,7 @@ def generate_responses(backend: Backend, tokenizer: Any, prompts: Sequence[str],
 
 
 @torch.inference_mode()
-def option_logprobs(backend: Backend, tokenizer: Any, prompts: Sequence[str], choices: Sequence[Sequence[str]],
+def option_logprobs(backend: Route, tokenizer: Any, prompts: Sequence[str], choices: Sequence[Sequence[str]],
                     edit: JoLAEdit | None, *, batch_size: int = 1, max_length: int = 400,
                     progress: bool = True) -> list[list[float]]:
     """Summed log-probability of each option's tokens after its prompt, per item and option (all options of

@@ -11,12 +11,12 @@ from jola_lens import JoLAEdit
 from jola_lens.evaluation import evaluate, generate_responses, generation_config, option_logprobs
 from jola_lens.tasks import get_task
 from jola_lens.tasks.encoding import encode_example
-from jola_lens.training.backend import make_backend
+from jola_lens.backends.route import make_route
 
 
 @pytest.fixture(scope="module")
 def backend(tiny_tokenizer):
-    return make_backend("hf", build_tiny_model("llama"), tiny_tokenizer)
+    return make_route("hf", build_tiny_model("llama"), tiny_tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_generation_is_the_papers_beam_search_with_the_edit_applied(backend, tin
 
 @pytest.mark.parametrize("name", ["tl", "nnsight"])
 def test_every_backend_generates_and_scores_alike(name, backend, tiny_tokenizer, strong_edit):
-    other = make_backend(name, build_tiny_model("llama"), tiny_tokenizer)
+    other = make_route(name, build_tiny_model("llama"), tiny_tokenizer)
     prompts, choices = ["w1 w30 w31", "w2 w40"], [("w10", "w11"), ("w12", "w13")]
     kwargs = dict(max_new_tokens=5, batch_size=2, progress=False)
     assert (generate_responses(other, tiny_tokenizer, prompts, strong_edit, **kwargs)

@@ -24,10 +24,10 @@ from jola_lens.methods import (
     stages,
 )
 from jola_lens.methods.cli_flags import add_method_flags, method_config
-from jola_lens.training.backend import make_backend
-from jola_lens.training.batching import collate
+from jola_lens.backends.route import make_route
+from jola_lens.batching import collate
 from jola_lens.training.config import TrainConfig
-from jola_lens.training.loss import completion_loss
+from jola_lens.loss import completion_loss
 
 pytest.importorskip("peft")
 
@@ -39,7 +39,7 @@ def batch(tiny_tokenizer, tiny_task):  # noqa: F811
 
 
 def hf(arch: str = "llama"):
-    return make_backend("hf", build_tiny_model(arch), None)
+    return make_route("hf", build_tiny_model(arch), None)
 
 
 def fit(adapter, batch, steps: int = 6, lr: float = 1e-2) -> list[float]:
@@ -292,7 +292,7 @@ def test_gate_and_head_flags_are_refused_for_methods_without_them():
 
 @pytest.mark.parametrize("backend_name", ["tl", "nnsight"])
 def test_lora_and_ia3_refuse_other_routes(backend_name, tiny_tokenizer):
-    backend = make_backend(backend_name, build_tiny_model("llama"), tiny_tokenizer)
+    backend = make_route(backend_name, build_tiny_model("llama"), tiny_tokenizer)
     for method in ("lora", "ia3"):
         with pytest.raises(MethodRouteError, match=rf"--method {method} runs through peft, which replaces the "
                                                    rf"model's linear layers, so it needs --backend hf \(got "

@@ -18,9 +18,9 @@ from jola_lens.run_folder import RunFolder
 from jola_lens.serialization import WEIGHTS_NAME
 from jola_lens.tasks.encoding import IGNORE_INDEX, EncodedExample
 from jola_lens.training import CheckpointMismatchError, NonFiniteLossError, TrainConfig, Trainer, TrainingInterrupted
-from jola_lens.training.batching import collate, epoch_order
+from jola_lens.batching import collate, epoch_order
 from jola_lens.training.checkpoint import load_checkpoint, read_checkpoint_record
-from jola_lens.training.loss import completion_loss, sequence_logprobs
+from jola_lens.loss import completion_loss, sequence_logprobs
 
 FAST = dict(lr=0.05, gate_lr=0.05, train_batch=8, eval_batch=8, warmup_steps=2, max_length=64, patience=0)
 
@@ -264,10 +264,10 @@ def test_checkpoint_of_another_model_or_task_is_refused(model, data, tiny_tokeni
 
 @pytest.mark.parametrize("backend", ["tl", "nnsight"])
 def test_backends_train_the_same_edit(backend, data, tiny_tokenizer):
-    from jola_lens.training.backend import make_backend
+    from jola_lens.backends.route import make_route
 
     reference = make_trainer(build_tiny_model("llama"), data, tiny_tokenizer, num_epoch=1).fit()
-    wrapped = make_backend(backend, build_tiny_model("llama"), tiny_tokenizer)
+    wrapped = make_route(backend, build_tiny_model("llama"), tiny_tokenizer)
     config = TrainConfig(**{**FAST, "num_epoch": 1})
     result = Trainer(JoLAEdit.for_model(wrapped.hf_model, seed=config.seed), wrapped.forward, *data, config,
                      pad_token_id=tiny_tokenizer.pad_token_id, progress=False).fit()

@@ -1,7 +1,7 @@
 """Adapter: the one interface the trainer and the evaluator use, whatever the method.
 
 An adapter is one trained (or trainable) change of one frozen model on one route (a
-:class:`~jola_lens.training.backend.Backend`): JoLA's gated head edits, a peft LoRA / IA3 adapter, or a LoFiT stage.
+:class:`~jola_lens.backends.route.Route`): JoLA's gated head edits, a peft LoRA / IA3 adapter, or a LoFiT stage.
 Outside :meth:`Adapter.attached` and :meth:`Adapter.forward` the model runs unchanged.
 
 A saved adapter is a folder with ``method.json`` (method, settings, trainable parameters) beside the method's own
@@ -28,7 +28,7 @@ from jola_lens import atomic
 
 if TYPE_CHECKING:
     from jola_lens.edit import JoLAEdit
-    from jola_lens.training.backend import Backend
+    from jola_lens.backends.route import Route
 
 METHOD_FILE = "method.json"
 FORMAT_VERSION = 1
@@ -39,7 +39,7 @@ class Adapter(ABC):
 
     method: ClassVar[str]
 
-    def __init__(self, backend: Backend, settings: dict[str, Any]) -> None:
+    def __init__(self, backend: Route, settings: dict[str, Any]) -> None:
         self.backend = backend
         self.settings = dict(settings)
         self.training = False

@@ -15,7 +15,7 @@ from jola_lens.edit import JoLAEdit
 from jola_lens.methods.base import Adapter
 
 if TYPE_CHECKING:
-    from jola_lens.training.backend import Backend
+    from jola_lens.backends.route import Route
 
 ForwardFn = Callable[[JoLAEdit, Tensor, Tensor], Tensor]
 
@@ -25,7 +25,7 @@ class JoLAAdapter(Adapter):
 
     method: ClassVar[str] = "jola"
 
-    def __init__(self, edit: JoLAEdit, backend: Backend | None, settings: dict[str, Any] | None = None,
+    def __init__(self, edit: JoLAEdit, backend: Route | None, settings: dict[str, Any] | None = None,
                  forward: ForwardFn | None = None) -> None:
         if backend is None and forward is None:
             raise ValueError("a JoLAAdapter needs the backend it runs on, or at least its forward function")
@@ -41,12 +41,12 @@ class JoLAAdapter(Adapter):
         return cls(edit, None, forward=forward)
 
     @classmethod
-    def build(cls, backend: Backend, *, seed: int | None, settings: dict[str, Any], **edit_fields: Any) -> JoLAAdapter:
+    def build(cls, backend: Route, *, seed: int | None, settings: dict[str, Any], **edit_fields: Any) -> JoLAAdapter:
         """A fresh edit sized for the backend's model (``edit_fields``: JoLAConfig fields)."""
         return cls(JoLAEdit.for_model(backend.hf_model, seed=seed, **edit_fields), backend, settings)
 
     @classmethod
-    def load_weights(cls, directory: Path, backend: Backend, settings: dict[str, Any]) -> JoLAAdapter:
+    def load_weights(cls, directory: Path, backend: Route, settings: dict[str, Any]) -> JoLAAdapter:
         return cls(JoLAEdit.from_pretrained(directory), backend, settings)
 
     def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:

@@ -23,7 +23,7 @@ from jola_lens.methods.config import LOFIT_HEAD_SHARE, LOFIT_INIT_STD, MethodFla
 from jola_lens.methods.jola import JoLAAdapter
 
 if TYPE_CHECKING:
-    from jola_lens.training.backend import Backend
+    from jola_lens.backends.route import Route
 
 SCALING, OFFSETS = "lofit_scaling", "lofit_offsets"
 
@@ -49,7 +49,7 @@ class LoFiTScaling(JoLAAdapter):
     method: ClassVar[str] = SCALING
 
     @classmethod
-    def build_stage(cls, backend: Backend, *, seed: int | None, settings: dict[str, Any]) -> LoFiTScaling:
+    def build_stage(cls, backend: Route, *, seed: int | None, settings: dict[str, Any]) -> LoFiTScaling:
         sites = find_head_sites(backend.hf_model)
         check_top_k(settings.get("lofit_top_k"), sites.n_layers, sites.n_heads)
         return cls.build(backend, seed=seed, settings=settings, additive=False, multiplicative=True, gated=False,
@@ -81,7 +81,7 @@ class LoFiTOffsets(JoLAAdapter):
     method: ClassVar[str] = "lofit"
 
     @classmethod
-    def build_stage(cls, backend: Backend, *, seed: int | None, settings: dict[str, Any],
+    def build_stage(cls, backend: Route, *, seed: int | None, settings: dict[str, Any],
                     previous: LoFiTScaling) -> LoFiTOffsets:
         if not isinstance(previous, LoFiTScaling):
             raise TypeError(f"LoFiT's offsets stage needs the trained scaling stage, got {type(previous).__name__}")
@@ -98,7 +98,7 @@ class LoFiTOffsets(JoLAAdapter):
         return self.edit.config.heads["additive"]
 
     @classmethod
-    def load_weights(cls, directory: Path, backend: Backend, settings: dict[str, Any]) -> LoFiTOffsets:
+    def load_weights(cls, directory: Path, backend: Route, settings: dict[str, Any]) -> LoFiTOffsets:
         adapter = super().load_weights(directory, backend, settings)
         c = adapter.edit.config
         if c.edit_kinds != ("additive",) or c.gated or c.heads is None:

@@ -22,7 +22,7 @@ from jola_lens.atomic import atomic_path
 from jola_lens.methods.base import Adapter
 
 if TYPE_CHECKING:
-    from jola_lens.training.backend import Backend
+    from jola_lens.backends.route import Route
 
 INSTALL_HINT = "pip install 'jola_lens[baselines]'  (or: pip install 'peft>=0.21,<1')"
 PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -51,7 +51,7 @@ def require_peft(method: str) -> ModuleType:
     return peft
 
 
-def check_route(backend: Backend, method: str) -> None:
+def check_route(backend: Route, method: str) -> None:
     if backend.name != "hf":
         raise MethodRouteError(f"--method {method} runs through peft, which replaces the model's linear layers, so it "
                                f"needs --backend hf (got --backend {backend.name}); JoLA and LoFiT run on every backend")
@@ -125,7 +125,7 @@ class PeftAdapter(Adapter):
 
     method: ClassVar[str] = "peft"
 
-    def __init__(self, peft_model: nn.Module, backend: Backend, method: str, settings: dict[str, Any]) -> None:
+    def __init__(self, peft_model: nn.Module, backend: Route, method: str, settings: dict[str, Any]) -> None:
         super().__init__(backend, settings)
         self.method = method
         self.peft_model = peft_model
@@ -134,7 +134,7 @@ class PeftAdapter(Adapter):
 
     # ---- building and loading ----------------------------------------------------------------------------
     @classmethod
-    def build(cls, backend: Backend, method: str, *, seed: int | None, settings: dict[str, Any]) -> PeftAdapter:
+    def build(cls, backend: Route, method: str, *, seed: int | None, settings: dict[str, Any]) -> PeftAdapter:
         """Inject a fresh ``method`` ('lora' or 'ia3') adapter with ``settings`` (MethodConfig.settings())."""
         peft = require_peft(method)
         check_route(backend, method)
@@ -162,7 +162,7 @@ class PeftAdapter(Adapter):
         return cls(peft_model, backend, method, resolved)
 
     @classmethod
-    def load_weights(cls, directory: Path, backend: Backend, method: str, settings: dict[str, Any]) -> PeftAdapter:
+    def load_weights(cls, directory: Path, backend: Route, method: str, settings: dict[str, Any]) -> PeftAdapter:
         """Inject the adapter saved in ``directory`` (peft's files) into the backend's model."""
         peft = require_peft(method)
         check_route(backend, method)

@@ -15,7 +15,7 @@ from jola_lens.methods.lofit import OFFSETS, SCALING, LoFiTOffsets, LoFiTScaling
 from jola_lens.methods.peft_adapters import PeftAdapter
 
 if TYPE_CHECKING:
-    from jola_lens.training.backend import Backend
+    from jola_lens.backends.route import Route
 
 GATE_TRAIN_FIELDS = ("gate_lr", "gate_scheduler", "gate_lambda", "penalty_scale", "gate_init", "penalty_delay",
                      "penalty_warmup", "target_heads", "target_warmup", "target_lr")
@@ -43,7 +43,7 @@ def stages(config: MethodConfig) -> tuple[Stage, ...]:
     return (Stage(config.method),)
 
 
-def build_adapter(config: MethodConfig, backend: Backend, *, seed: int | None, stage: str | None = None,
+def build_adapter(config: MethodConfig, backend: Route, *, seed: int | None, stage: str | None = None,
                   previous: Adapter | None = None, **jola_fields: Any) -> Adapter:
     """A fresh adapter for ``stage`` (default: the method's first) of ``config.method`` on ``backend``.
 
@@ -67,7 +67,7 @@ def build_adapter(config: MethodConfig, backend: Backend, *, seed: int | None, s
     return LoFiTOffsets.build_stage(backend, seed=seed, settings=settings, previous=previous)
 
 
-def load_adapter(directory: str | os.PathLike, backend: Backend) -> Adapter:
+def load_adapter(directory: str | os.PathLike, backend: Route) -> Adapter:
     """The adapter saved in ``directory`` (by :meth:`Adapter.save`, or a bare JoLA edit folder), on ``backend``,
     in eval mode."""
     directory = Path(directory)

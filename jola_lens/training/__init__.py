@@ -1,7 +1,6 @@
 """Training JoLA edits with the paper's protocol, resumably. Whole runs (``jola-lens train`` / ``eval``)
 live in :mod:`jola_lens.training.pipeline`."""
 
-from jola_lens.training.backend import BACKENDS, Backend, make_backend
 from jola_lens.training.checkpoint import CheckpointMismatchError, TrainState
 from jola_lens.training.config import SAVE_STRATEGIES, TrainConfig
 from jola_lens.training.interrupt import TrainingInterrupted
@@ -9,9 +8,7 @@ from jola_lens.training.output_dir import OutputDirError
 from jola_lens.training.trainer import NonFiniteLossError, Trainer, TrainResult
 
 __all__ = [
-    "BACKENDS",
     "SAVE_STRATEGIES",
-    "Backend",
     "CheckpointMismatchError",
     "NonFiniteLossError",
     "OutputDirError",
@@ -20,5 +17,4 @@ __all__ = [
     "TrainState",
     "Trainer",
     "TrainingInterrupted",
-    "make_backend",
 ]

@@ -28,7 +28,7 @@ from jola_lens.tasks.encoding import encode_example
 from jola_lens.tasks.examples import Example
 from jola_lens.tasks.prompts import PROMPT_STYLES
 from jola_lens.tasks.splits import check_no_overlap
-from jola_lens.training.backend import BACKENDS, Backend, make_backend
+from jola_lens.backends.route import ROUTES, Route, make_route
 from jola_lens.training.config import TrainConfig
 from jola_lens.training.output_dir import flatten, prepare_output_dir, train_items_path
 from jola_lens.training.trainer import Trainer, TrainResult
@@ -63,7 +63,7 @@ class RunSpec:
         if self.applied_module not in APPLIED_MODULES:
             raise ValueError(f"applied_module {self.applied_module!r} is not supported: jola_lens edits attention-head "
                              "outputs only (the paper's 'attention'); MLP or residual edits are not implemented")
-        for name, allowed in (("backend", BACKENDS), ("formulation", FORMULATIONS), ("prompt_style", PROMPT_STYLES),
+        for name, allowed in (("backend", ROUTES), ("formulation", FORMULATIONS), ("prompt_style", PROMPT_STYLES),
                               ("source", SOURCES), ("device", DEVICES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {allowed}")
@@ -99,11 +99,11 @@ def load_task(spec: RunSpec) -> Task:
                     formulation=spec.formulation)
 
 
-def load_backend(spec: RunSpec) -> tuple[Backend, Any]:
+def load_backend(spec: RunSpec) -> tuple[Route, Any]:
     """The frozen model on ``spec``'s device, wrapped for ``spec.backend``, and its tokenizer."""
     model, tokenizer = load_model(spec.model)
     model.to(spec.torch_device())
-    return make_backend(spec.backend, model, tokenizer), tokenizer
+    return make_route(spec.backend, model, tokenizer), tokenizer
 
 
 # ---- train -------------------------------------------------------------------------------------------

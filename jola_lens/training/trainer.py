@@ -25,11 +25,11 @@ from jola_lens.methods.base import Adapter
 from jola_lens.methods.jola import JoLAAdapter
 from jola_lens.run_folder import RunFolder
 from jola_lens.tasks.encoding import EncodedExample
-from jola_lens.training.batching import Batch, chunks, collate, epoch_order
+from jola_lens.batching import Batch, chunks, collate, epoch_order
 from jola_lens.training.checkpoint import TrainState, has_checkpoint, load_checkpoint, save_checkpoint
 from jola_lens.training.config import TrainConfig
 from jola_lens.training.interrupt import StopRequest, TrainingInterrupted
-from jola_lens.training.loss import completion_loss, target_logprobs
+from jola_lens.loss import completion_loss, target_logprobs
 from jola_lens.training.rng import seed_everything
 from jola_lens.training.sparsity import PenaltyRamp, SparsityTarget
 

@@ -1,4 +1,6 @@
-"""One model seen through one backend (hf, tl = TransformerLens bridge, nnsight): forward and generate."""
+"""One model seen through one route (hf, tl = TransformerLens bridge, nnsight): forward and generate.
+
+Training and evaluation both run a model through a :class:`Route`; neither imports the other."""
 
 from __future__ import annotations
 
@@ -13,14 +15,15 @@ from torch import Tensor, nn
 from transformers import GenerationConfig
 
 from jola_lens.edit import JoLAEdit
+from jola_lens.methods.base import Adapter
 
-BACKENDS = ("hf", "tl", "nnsight")
+ROUTES = ("hf", "tl", "nnsight")
 
 
 @dataclass
-class Backend:
+class Route:
     """``model`` is what edits attach to (the HF model, a TransformerBridge or an nnsight wrapper);
-    ``hf_model`` is the Hugging Face model inside it. Without an edit every backend runs ``hf_model``."""
+    ``hf_model`` is the Hugging Face model inside it. Without an edit every route runs ``hf_model``."""
 
     name: str
     model: Any
@@ -31,16 +34,20 @@ class Backend:
     def device(self) -> torch.device:
         return next(self.hf_model.parameters()).device
 
-    def forward(self, edit: JoLAEdit | None, input_ids: Int[Tensor, "batch pos"],
+    def forward(self, edit: JoLAEdit | Adapter | None, input_ids: Int[Tensor, "batch pos"],
                 attention_mask: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos vocab"]:
-        """Logits with ``edit`` applied through this backend (gradients reach the edit)."""
+        """Logits with ``edit`` (a JoLA edit, or any method's adapter) applied (gradients reach the edit)."""
+        if isinstance(edit, Adapter):
+            return edit.forward(input_ids, attention_mask)
         if edit is None:
             return self.hf_model(input_ids=input_ids, attention_mask=attention_mask).logits
         return self.module.forward(self.model, edit, input_ids, attention_mask)
 
-    def generate(self, edit: JoLAEdit | None, input_ids: Int[Tensor, "batch pos"],
+    def generate(self, edit: JoLAEdit | Adapter | None, input_ids: Int[Tensor, "batch pos"],
                  attention_mask: Int[Tensor, "batch pos"], config: GenerationConfig) -> Int[Tensor, "batch total"]:
-        """Prompt + generated ids, with ``edit`` applied at every decoding step."""
+        """Prompt + generated ids, with ``edit`` (a JoLA edit or an adapter) applied at every decoding step."""
+        if isinstance(edit, Adapter):
+            return edit.generate(input_ids, attention_mask, config)
         with edit.attached(self.model) if edit is not None else nullcontext():
             if self.name == "nnsight" and edit is not None:
                 return _nnsight_generate(self.model, input_ids, attention_mask, config)
@@ -53,21 +60,21 @@ def _nnsight_generate(model: Any, input_ids: Tensor, attention_mask: Tensor, con
     return result
 
 
-def make_backend(name: str, hf_model: nn.Module, tokenizer: Any) -> Backend:
+def make_route(name: str, hf_model: nn.Module, tokenizer: Any) -> Route:
     """Wrap a loaded (frozen) HF model for ``name``: 'hf', 'tl' (TransformerBridge) or 'nnsight'."""
     if name == "hf":
         from jola_lens.backends import hf as module
 
-        return Backend(name, hf_model, hf_model, module)
+        return Route(name, hf_model, hf_model, module)
     if name == "tl":
         from jola_lens.backends import transformer_lens as module
         from jola_lens.models import boot_bridge
 
-        return Backend(name, boot_bridge(hf_model, tokenizer), hf_model, module)
+        return Route(name, boot_bridge(hf_model, tokenizer), hf_model, module)
     if name == "nnsight":
         from nnsight.modeling.transformers import TransformersModel
 
         from jola_lens.backends import nnsight as module
 
-        return Backend(name, TransformersModel(hf_model, tokenizer=tokenizer), hf_model, module)
-    raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+        return Route(name, TransformersModel(hf_model, tokenizer=tokenizer), hf_model, module)
+    raise ValueError(f"unknown route {name!r}; choose one of {ROUTES}")
