@@ -26,8 +26,8 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-from jola_lens.methods import MethodConfig, build_adapter
 from jola_lens.backends.route import make_route
+from jola_lens.methods import MethodConfig, build_adapter
 
 METHODS: dict[str, tuple[MethodConfig, str | None]] = {
     "jola": (MethodConfig("jola"), None),

@@ -18,12 +18,12 @@ import time
 import torch
 
 from jola_lens import JoLAEdit, load_model
+from jola_lens.backends.route import make_route
+from jola_lens.batching import chunks, collate, epoch_order
 from jola_lens.evaluation import evaluate
 from jola_lens.tasks import get_task
 from jola_lens.tasks.encoding import encode_example
-from jola_lens.backends.route import make_route
 from jola_lens.training import TrainConfig, Trainer
-from jola_lens.batching import chunks, collate, epoch_order
 
 
 def main() -> None:

@@ -71,9 +71,9 @@ def _defaults() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _add_common(parser: argparse.ArgumentParser, inherit: bool) -> None:
     """Flags that train and eval share; with ``inherit`` (eval) their defaults come from the run folder."""
+    from jola_lens.backends.route import ROUTES
     from jola_lens.evaluation import SCORINGS
     from jola_lens.tasks.prompts import PROMPT_STYLES
-    from jola_lens.backends.route import ROUTES
     from jola_lens.training.pipeline import DEVICES, FORMULATIONS, SOURCES
 
     train, spec = _defaults()

@@ -19,14 +19,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
+from jola_lens.backends.route import Route
+from jola_lens.batching import collate, length_groups
 from jola_lens.edit import JoLAEdit
+from jola_lens.loss import sequence_logprobs
 from jola_lens.tasks.base import Task
 from jola_lens.tasks.encoding import encode_example
 from jola_lens.tasks.examples import Example
 from jola_lens.tasks.parsing import first_line
-from jola_lens.backends.route import Route
-from jola_lens.batching import collate, length_groups
-from jola_lens.loss import sequence_logprobs
 
 logger = logging.getLogger(__name__)
 

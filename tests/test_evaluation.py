@@ -8,10 +8,10 @@ from conftest import build_tiny_model
 from test_training_helpers import tiny_task  # noqa: F401  (fixture)
 
 from jola_lens import JoLAEdit
+from jola_lens.backends.route import make_route
 from jola_lens.evaluation import evaluate, generate_responses, generation_config, option_logprobs
 from jola_lens.tasks import get_task
 from jola_lens.tasks.encoding import encode_example
-from jola_lens.backends.route import make_route
 
 
 @pytest.fixture(scope="module")

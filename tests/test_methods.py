@@ -10,6 +10,9 @@ import torch
 from conftest import build_tiny_model
 from test_training_helpers import encoded_splits, tiny_task  # noqa: F401  (fixture)
 
+from jola_lens.backends.route import make_route
+from jola_lens.batching import collate
+from jola_lens.loss import completion_loss
 from jola_lens.methods import (
     LoFiTOffsets,
     LoFiTScaling,
@@ -24,10 +27,7 @@ from jola_lens.methods import (
     stages,
 )
 from jola_lens.methods.cli_flags import add_method_flags, method_config
-from jola_lens.backends.route import make_route
-from jola_lens.batching import collate
 from jola_lens.training.config import TrainConfig
-from jola_lens.loss import completion_loss
 
 pytest.importorskip("peft")
 

@@ -14,13 +14,13 @@ from test_training_helpers import encoded_splits, tiny_task  # noqa: F401  (fixt
 
 from jola_lens import JoLAEdit
 from jola_lens.backends import hf
+from jola_lens.batching import collate, epoch_order
+from jola_lens.loss import completion_loss, sequence_logprobs
 from jola_lens.run_folder import RunFolder
 from jola_lens.serialization import WEIGHTS_NAME
 from jola_lens.tasks.encoding import IGNORE_INDEX, EncodedExample
 from jola_lens.training import CheckpointMismatchError, NonFiniteLossError, TrainConfig, Trainer, TrainingInterrupted
-from jola_lens.batching import collate, epoch_order
 from jola_lens.training.checkpoint import load_checkpoint, read_checkpoint_record
-from jola_lens.loss import completion_loss, sequence_logprobs
 
 FAST = dict(lr=0.05, gate_lr=0.05, train_batch=8, eval_batch=8, warmup_steps=2, max_length=64, patience=0)
 

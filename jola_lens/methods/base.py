@@ -27,8 +27,8 @@ from transformers import GenerationConfig
 from jola_lens import atomic
 
 if TYPE_CHECKING:
-    from jola_lens.edit import JoLAEdit
     from jola_lens.backends.route import Route
+    from jola_lens.edit import JoLAEdit
 
 METHOD_FILE = "method.json"
 FORMAT_VERSION = 1

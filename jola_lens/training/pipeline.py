@@ -16,9 +16,10 @@ import torch
 
 from jola_lens import __version__, atomic
 from jola_lens.architectures import find_head_sites
+from jola_lens.backends.route import ROUTES, Route, make_route
 from jola_lens.edit import JoLAEdit
-from jola_lens.heads import resolve_heads_argument
 from jola_lens.evaluation import EvalResult, evaluate, scoring_methods
+from jola_lens.heads import resolve_heads_argument
 from jola_lens.models import DEFAULT_MODEL, load_model
 from jola_lens.run_folder import RunFolder
 from jola_lens.tasks import get_task
@@ -28,7 +29,6 @@ from jola_lens.tasks.encoding import encode_example
 from jola_lens.tasks.examples import Example
 from jola_lens.tasks.prompts import PROMPT_STYLES
 from jola_lens.tasks.splits import check_no_overlap
-from jola_lens.backends.route import ROUTES, Route, make_route
 from jola_lens.training.config import TrainConfig
 from jola_lens.training.output_dir import flatten, prepare_output_dir, train_items_path
 from jola_lens.training.trainer import Trainer, TrainResult
