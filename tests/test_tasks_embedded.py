@@ -27,7 +27,11 @@ def test_embedded_counts_and_carving(name, total):
     assert not {e.id for e in train} & {e.id for e in test}
     for formulation in ("label", "text", "cloze"):
         for example in get_task(name, source="embedded", formulation=formulation).load_split("test")[:20]:
-            assert example.choices and example.choices[example.answer_index] == example.target
+            assert example.choices
+            if example.option_instructions:  # WinoGrande cloze: the gold option's prompt, one shared continuation
+                assert example.instruction == example.option_instructions[example.answer_index]
+            else:
+                assert example.choices[example.answer_index] == example.target
 
 
 def test_auto_prefers_embedded_without_data_dir(monkeypatch):

@@ -42,17 +42,17 @@ def test_text_formulation_targets_option_texts(data_dir):
     assert (text.id, text.answer_index) == (label.id, label.answer_index)
 
 
-def test_cloze_formulation_shows_the_question_alone(data_dir):
+def test_cloze_formulation_is_lm_evals_prompt_and_continuation(data_dir):
     label = get_task("commonsense/HellaSwag", data_dir=data_dir).load_split("test")
     cloze = get_task("commonsense/HellaSwag", data_dir=data_dir, formulation="cloze").load_split("test")
     first = next(e for e in cloze if e.id.endswith(":0"))
-    assert first.instruction == ("Please choose the correct ending to complete the given sentence: Roof shingle "
-                                 "removal: A man is sitting on a roof. he")
-    assert first.target == "starts pulling up roofing on a roof." == first.choices[first.answer_index]
+    assert first.instruction == "Roof shingle removal: A man is sitting on a roof. He"
+    assert first.target == " starts pulling up roofing on a roof." == first.choices[first.answer_index]
     assert [(e.id, e.answer_index) for e in cloze] == [(e.id, e.answer_index) for e in label]
-    boolq_text = get_task("commonsense/BoolQ", data_dir=data_dir, formulation="text").load_split("test")[0]
+    boolq_label = get_task("commonsense/BoolQ", data_dir=data_dir).load_split("test")[0]
     boolq_cloze = get_task("commonsense/BoolQ", data_dir=data_dir, formulation="cloze").load_split("test")[0]
-    assert boolq_cloze == boolq_text and boolq_cloze.instruction.endswith("Answer format: true/false")
+    assert boolq_cloze.instruction == "Question: does ethanol take more energy make that produces?\nAnswer:"
+    assert boolq_cloze.choices == (" yes", " no") and boolq_cloze.answer_index == boolq_label.answer_index == 1
 
 
 def test_mmlu_pro_cloze_drops_the_lettered_options(data_dir):

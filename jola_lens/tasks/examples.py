@@ -13,6 +13,9 @@ class Example:
     `target` is the training target for the task's formulation. Classification items list their candidate
     targets in `choices` (same formulation as `target`) with `answer_index` pointing at the gold one;
     generation items list every reference in `references` (classification items: `(target,)`).
+    `option_instructions` (empty for most tasks) gives each option its own instruction, for items whose options
+    go into the prompt and are all scored on the same continuation `target` (WinoGrande's partial scoring in
+    the cloze formulation); `instruction` is then the gold option's one and `choices` name the options.
     """
 
     id: str
@@ -21,6 +24,7 @@ class Example:
     choices: tuple[str, ...] = ()
     answer_index: int | None = None
     references: tuple[str, ...] = ()
+    option_instructions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
