@@ -17,6 +17,7 @@ from jola_lens import atomic
 from jola_lens import gates as hc
 from jola_lens.analysis.comparison import task_comparison
 from jola_lens.analysis.consensus import (
+    consensus_grid,
     consensus_heads,
     consensus_table,
     plot_consensus_grid,
@@ -209,3 +210,15 @@ def test_head_table_without_groups_is_grouped_by_task():
     assert set(regrouped["group"]) == {"t"} and regrouped["seed"].isna().all()
     pd.testing.assert_frame_equal(stability_report(regrouped, n_permutations=20),
                                   stability_report(_sources(), n_permutations=20))
+
+
+def test_consensus_grid_for_ranking_heads():
+    consensus = consensus_table(_sources())
+    grid = consensus_grid(consensus, "t", "additive", "frequency")
+    assert grid.shape == (3, 4) and grid[0, 0] == 1.0 and grid[0, 1] == pytest.approx(1 / 3) and grid[2, 3] == 0
+    assert torch.equal(consensus_grid(consensus, "t", "additive").isnan(), torch.zeros(3, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"no consensus rows for group 'x', kind 'additive'; there are: \[\('t', "
+                                         r"'additive'\), \('t', 'multiplicative'\)\]"):
+        consensus_grid(consensus, "x", "additive")
+    with pytest.raises(ValueError, match="'group' is not a numeric consensus column"):
+        consensus_grid(consensus, "t", "additive", "group")

@@ -6,6 +6,7 @@ Library code only (no training). Everything reads JoLAEdit objects, saved edit f
 
 from jola_lens.analysis.comparison import permutation_test, run_distances, task_comparison
 from jola_lens.analysis.consensus import (
+    consensus_grid,
     consensus_heads,
     consensus_table,
     plot_consensus_grid,
@@ -61,6 +62,7 @@ __all__ = [
     "SeedGroupError",
     "additive_logit_lens",
     "cluster_order",
+    "consensus_grid",
     "consensus_heads",
     "consensus_table",
     "depth_profile",

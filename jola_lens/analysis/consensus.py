@@ -14,9 +14,12 @@ import textwrap
 
 import numpy as np
 import pandas as pd
+import torch
+from jaxtyping import Float
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy.stats import binom, false_discovery_control
+from torch import Tensor
 
 from jola_lens.analysis.figures import cell_inches, colormap, finish, new_figure, set_index_ticks
 from jola_lens.analysis.groups import grouped_table, table_groups
@@ -79,6 +82,23 @@ def consensus_heads(consensus: pd.DataFrame, k: int = 5) -> pd.DataFrame:
          "p_adjusted", "above_chance"]].reset_index(drop=True)
 
 
+def consensus_grid(consensus: pd.DataFrame, group: str, kind: str,
+                   metric: str = "mean_p_nonzero") -> Float[Tensor, "layer head"]:
+    """One group's ``metric`` (a numeric column of :func:`consensus_table`) as a [layer, head] tensor, NaN where
+    not edited: the scores to rank heads by, e.g. for the causal check's top-k, random-k and bottom-k sets."""
+    rows = consensus[(consensus["group"] == group) & (consensus["kind"] == kind)]
+    if rows.empty:
+        pairs = sorted(set(zip(consensus["group"], consensus["kind"])))
+        raise ValueError(f"no consensus rows for group {group!r}, kind {kind!r}; there are: {pairs}")
+    if metric not in CONSENSUS_COLUMNS or not pd.api.types.is_numeric_dtype(rows[metric]):
+        raise ValueError(f"{metric!r} is not a numeric consensus column; choose one of frequency, mean_p_nonzero, "
+                         "sd_p_nonzero, mean_norm, p_value, p_adjusted")
+    grid = torch.full(grid_shape(rows), float("nan"), dtype=torch.float64)
+    values = np.where(rows["edited"].to_numpy(bool), rows[metric].to_numpy(dtype=float), np.nan)
+    grid[torch.tensor(rows["layer"].to_numpy()), torch.tensor(rows["head"].to_numpy())] = torch.tensor(values)
+    return grid
+
+
 def _as_consensus(items: object) -> pd.DataFrame:
     if isinstance(items, pd.DataFrame) and "frequency" in items.columns:
         return items
@@ -116,6 +136,13 @@ def _panel_title(rows: pd.DataFrame) -> str:
     floor = f"; smallest possible p {rate ** n:.2g}" if marked == 0 and 0 < rate < 1 else ""
     return (f"{rows['group'].iloc[0]} · {rows['kind'].iloc[0]}\n{n} seed(s), {rate:.0%} of heads kept on average, "
             f"{marked} above chance{floor}")
+
+
+def _short_title(rows: pd.DataFrame) -> str:
+    n, rate = int(rows["n_runs"].iloc[0]), float(rows["chance_rate"].iloc[0])
+    floor = f" (smallest p {rate ** n:.2g})" if not rows["above_chance"].any() and 0 < rate < 1 else ""
+    return (f"{rows['kind'].iloc[0]}: {n} seeds, {rate:.0%} kept, {int(rows['above_chance'].sum())} above "
+            f"chance{floor}")
 
 
 def plot_consensus_grid(items: object, groups: list[str] | None = None, *,
@@ -184,8 +211,8 @@ def plot_consensus_interactive(items: object, group: str | None = None) -> objec
     rows = consensus[consensus["group"] == group]
     kinds = [kind for kind in EDIT_KINDS if kind in set(rows["kind"])]
     n_layers, n_heads = grid_shape(rows)
-    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[_panel_title(rows[rows["kind"] == k]).replace(
-        "\n", "<br>") for k in kinds], horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[_short_title(rows[rows["kind"] == k]) for k in kinds],
+                        horizontal_spacing=0.08)
     for column, kind in enumerate(kinds, start=1):
         part = rows[rows["kind"] == kind]
         grid = np.full((n_heads, n_layers), np.nan)
@@ -206,6 +233,7 @@ def plot_consensus_interactive(items: object, group: str | None = None) -> objec
                                      showlegend=False), row=1, col=column)
         fig.update_xaxes(title_text="layer", row=1, col=column)
         fig.update_yaxes(title_text="head" if column == 1 else None, autorange="reversed", row=1, col=column)
+    fig.update_annotations(font_size=12)
     fig.update_layout(title=f"Consensus over seeds — {group} — {rows['model'].iloc[0]}<br><sup>{CHANCE_TEXT}</sup>",
-                      height=260 + 18 * n_heads, width=420 * len(kinds) + 160)
+                      height=300 + 18 * n_heads, width=520 * len(kinds) + 160, margin={"t": 120})
     return fig
