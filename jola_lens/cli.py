@@ -118,6 +118,7 @@ def _add_common(parser: argparse.ArgumentParser, inherit: bool) -> None:
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from jola_lens.gates import SCHEDULES
+    from jola_lens.methods.cli_flags import add_method_flags
     from jola_lens.training.config import SAVE_STRATEGIES
     from jola_lens.training.pipeline import APPLIED_MODULES, RUN_MODES
 
@@ -182,6 +183,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     _flag(gates, "heads", default=None, metavar="SPEC|FILE",
           help="edit only these heads, e.g. L12H3,L20H0, or a head file (JSON with n_layers, n_heads, heads); "
                "every other head stays exactly unedited (default: all heads)")
+    add_method_flags(parser)
     parser.set_defaults(func=run_train)
     return parser
 
@@ -262,15 +264,19 @@ def train_settings(args: argparse.Namespace) -> tuple[RunSpec, TrainConfig]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from jola_lens.methods.cli_flags import method_config
     from jola_lens.training.pipeline import default_train_dir, train_run
 
     if args.overwrite and args.resume:
         raise ValueError("--overwrite and --resume contradict each other; pass one")
     spec, config = train_settings(args)
+    method = method_config(args)
     output_dir = Path(args.output_dir) if args.output_dir else default_train_dir(spec, config.seed)
+    if not args.output_dir and not method.is_default:
+        output_dir = output_dir.with_name(f"{output_dir.name}-{method.slug}")
     outcome = train_run(spec, config, output_dir, run_mode=args.run_mode, scoring=args.scoring, limit=args.limit,
                         results_file=args.output_file_name, overwrite=args.overwrite, resume=args.resume,
-                        progress=not args.quiet)
+                        progress=not args.quiet, method=method)
     print(format_summary(outcome))
     return 0
 
@@ -301,6 +307,9 @@ def _heads_line(heads: dict[str, dict[str, int]]) -> str:
     return ", ".join(f"{kind} {c['kept']}/{c['total']} kept ({c['closed']} closed)" for kind, c in heads.items())
 
 
+_NO_HEADS = "none: this method has no head edit (LoRA and IA3 change weights, not heads)"
+
+
 def format_summary(outcome: RunOutcome) -> str:
     """One screen: what ran, the metric, trainable parameters, heads kept per edit kind, time, files."""
     lines = [f"jola-lens: done in {_duration(outcome.seconds)}" + (" (resumed run)" if outcome.resumed else "")]
@@ -310,8 +319,9 @@ def format_summary(outcome: RunOutcome) -> str:
         lines += [(f"  training     {training['epochs']} epoch(s), {training['steps']} steps, "
                    f"{_duration(training['train_seconds'])}; stop: {training['stop_reason']}; best validation loss "
                    f"{loss:.4f} at epoch {training['best_epoch']}; edit/ keeps: {training['kept']}"),
-                  f"  edit         {training['trainable_parameters']:,} trainable parameters",
-                  f"  heads        {_heads_line(training['heads'])}"]
+                  (f"  {training.get('method', 'jola'):<13}{training['trainable_parameters']:,} trainable "
+                   "parameters"),
+                  f"  heads        {_heads_line(training['heads']) if training['heads'] else _NO_HEADS}"]
     evaluation = outcome.metrics.get("evaluation")
     if evaluation:
         results = "; ".join(f"{method} " + ", ".join(f"{k} {_number(v)}" for k, v in values.items() if k != "n")
@@ -356,6 +366,6 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLossError as error:
         print(f"jola-lens {args.command}: error: {error}", file=sys.stderr)
         return 1
-    except (CheckpointMismatchError, ValueError, FileNotFoundError, OSError) as error:
+    except (CheckpointMismatchError, ValueError, FileNotFoundError, OSError, ImportError) as error:
         print(f"jola-lens {args.command}: error: {error}", file=sys.stderr)
         return 2

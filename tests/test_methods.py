@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import pytest
 import torch
 from conftest import build_tiny_model
-from test_training_helpers import encoded_splits, tiny_task  # noqa: F401  (fixture)
+from test_training_helpers import encoded_splits, tiny_model_dir, tiny_task  # noqa: F401  (fixtures)
 
 from jola_lens.backends.route import make_route
 from jola_lens.batching import collate
+from jola_lens.cli import main
 from jola_lens.loss import completion_loss
 from jola_lens.methods import (
     LoFiTOffsets,
@@ -27,6 +29,7 @@ from jola_lens.methods import (
     stages,
 )
 from jola_lens.methods.cli_flags import add_method_flags, method_config
+from jola_lens.run_folder import RunFolder
 from jola_lens.training.config import TrainConfig
 
 pytest.importorskip("peft")
@@ -313,3 +316,129 @@ def test_method_settings_validate_and_round_trip():
                                           "lora_target_modules": None}}
     assert MethodConfig.from_identity(lora.identity()).settings() == lora.settings()
     assert MethodConfig.from_dict(lora.to_dict()) == lora
+
+
+# ---- whole runs through the CLI ------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_args(tiny_task, tiny_model_dir) -> list[str]:  # noqa: F811
+    return ["train", "--task", str(tiny_task), "--base_model_name", str(tiny_model_dir), "--prompt_style", "plain",
+            "--train_size", "16", "--val_size", "8", "--num_epoch", "2", "--max_length", "64", "--warmup_steps", "1",
+            "--eval_batch", "8", "--train_batch", "8", "--lr", "0.01", "--quiet"]
+
+
+COMPARISON = {"jola": [], "jola-no_gates": ["--ablation", "no_gates"], "lora": ["--method", "lora"],
+              "ia3": ["--method", "ia3"], "lofit": ["--method", "lofit", "--lofit_top_k", "2"]}
+
+
+def test_all_methods_in_a_comparison_score_the_same_item_ids(tmp_path, tiny_args, capsys):
+    results = tmp_path / "results.jsonl"
+    ids, lines = {}, {}
+    for name, flags in COMPARISON.items():
+        run = RunFolder(tmp_path / name)
+        assert main([*tiny_args, *flags, "--output_dir", str(run.root), "--run_mode", "train_eval", "--scoring",
+                     "likelihood", "--limit", "12", "--output_file_name", str(results)]) == 0
+        out = capsys.readouterr().out
+        metrics = json.loads(run.metrics.read_text())
+        training = metrics["training"]
+        method = "lofit" if name == "lofit" else name.split("-")[0]
+        assert training["method"] == method and metrics["evaluation"]["method"] == method
+        assert f"  {method:<13}{training['trainable_parameters']:,} trainable parameters" in out
+        ids[name] = [json.loads(line)["id"] for line in run.predictions.read_text().splitlines()]
+        lines[name] = json.loads(results.read_text().splitlines()[-1])
+    assert len(set(map(tuple, ids.values()))) == 1 and len(ids["jola"]) == 12
+    assert {name: line["method"] for name, line in lines.items()} == {
+        "jola": "jola", "jola-no_gates": "jola", "lora": "lora", "ia3": "ia3", "lofit": "lofit"}
+    assert lines["lora"]["method.lora_rank"] == 8 and "method.name" not in lines["jola"]
+    assert lines["jola-no_gates"]["method.ablation"] == "no_gates"
+    # tiny llama: LoRA r=8 on q_proj (64 -> 64) and v_proj (64 -> 32) of 2 layers; LoFiT: 2 heads x 16
+    assert lines["lora"]["trainable_parameters"] == 2 * 8 * (64 + 64 + 64 + 32)
+    assert lines["lofit"]["trainable_parameters"] == 2 * 16
+
+
+def test_a_lora_run_resumes_and_reevaluates_from_its_saved_adapter(tmp_path, tiny_args, capsys):
+    run = RunFolder(tmp_path / "lora")
+    argv = [*tiny_args, "--method", "lora", "--lora_rank", "4", "--output_dir", str(run.root), "--run_mode",
+            "train_eval", "--scoring", "likelihood", "--limit", "8"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert {"adapter_config.json", "adapter_model.safetensors", "method.json"} <= {p.name for p in run.edit_dir.iterdir()}
+    assert not run.gates_dir.exists()
+    first = json.loads(run.metrics.read_text())["evaluation"]["results"]
+    log = run.read_train_log()
+    assert len(log) == 2 * 2 and log[0]["open_additive"] is None
+    saved = (run.edit_dir / "adapter_model.safetensors").read_bytes()
+    assert main(argv) == 0  # the same command: the finished run resumes, and scores the same
+    assert "resumed run" in capsys.readouterr().out
+    assert (run.edit_dir / "adapter_model.safetensors").read_bytes() == saved
+    assert json.loads(run.metrics.read_text())["evaluation"]["results"] == first
+    assert main(["eval", "--edit", str(run.root), "--scoring", "likelihood", "--limit", "8", "--quiet"]) == 0
+    assert json.loads(run.metrics.read_text())["evaluation"]["results"] == first
+    assert main(["eval", "--edit", str(run.root), "--backend", "tl", "--scoring", "likelihood", "--quiet"]) == 2
+    assert "--method lora runs through peft" in capsys.readouterr().err
+    assert main([*tiny_args, "--method", "lora", "--output_dir", str(tmp_path / "other"), "--heads", "L0H1"]) == 2
+    assert "--heads belongs to --method jola (they act on JoLA's gates and head sets), not to --method lora" in (
+        capsys.readouterr().err)
+
+
+def test_a_lofit_run_trains_its_scaling_stage_in_a_sub_folder_and_resumes_it(tmp_path, tiny_args):
+    run = RunFolder(tmp_path / "lofit")
+    argv = [*tiny_args, "--method", "lofit", "--lofit_top_k", "3", "--lofit_offset_lr", "0.02", "--output_dir",
+            str(run.root)]
+    assert main(argv) == 0
+    scaling = RunFolder(run.root / "lofit_scaling")
+    assert json.loads((scaling.edit_dir / "method.json").read_text())["method"] == "lofit_scaling"
+    record = json.loads((run.edit_dir / "method.json").read_text())
+    assert record["method"] == "lofit" and len(record["settings"]["heads"]) == 3
+    training = json.loads(run.metrics.read_text())["training"]
+    assert training["stages"]["lofit_scaling"]["trainable_parameters"] == 8 * 16
+    assert training["heads"]["additive"]["kept"] == 3
+    assert max(r["lr"] for r in scaling.read_train_log()) == 0.01  # stage 1 at --lr
+    assert max(r["lr"] for r in run.read_train_log()) == 0.02  # stage 2 at --lofit_offset_lr
+    assert scaling.read_train_log()[-1]["penalty"] > 0 and run.read_train_log()[-1]["penalty"] == 0
+    edit = (run.edit_dir / "jola_edit.safetensors").read_bytes()
+    assert main(argv) == 0
+    assert (run.edit_dir / "jola_edit.safetensors").read_bytes() == edit
+    assert main([*argv, "--overwrite"]) == 0
+    assert scaling.edit_dir.is_dir()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--lora_rank", "4"], "--lora_rank belongs to --method lora, not --method jola"),
+    (["--method", "lofit", "--lofit_top_k", "0"], "--lofit_top_k must be a positive integer, got 0"),
+    (["--method", "lofit", "--lofit_top_k", "99"], "--lofit_top_k must be between 1 and the model's 8 heads"),
+    (["--method", "lora", "--lora_target_modules", "c_attn"],
+     ("--lora_target_modules ['c_attn']: the llama model has no such module. Its linear layers are: down_proj, "
+      "gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj")),
+    (["--method", "ia3", "--backend", "nnsight"], "--method ia3 runs through peft"),
+    (["--method", "lora", "--gate_lr", "0.1"], "--gate_lr belongs to --method jola"),
+])
+def test_bad_method_flags_are_refused_with_a_clear_message(flags, message, tmp_path, tiny_args, capsys):
+    assert main([*tiny_args, *flags, "--output_dir", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_lofit_run_killed_in_its_scaling_stage_resumes_to_the_uninterrupted_result(tmp_path, tiny_args,
+                                                                                      monkeypatch):
+    from jola_lens.training.trainer import Trainer
+
+    argv = [*tiny_args, "--method", "lofit", "--lofit_top_k", "2", "--num_epoch", "3"]
+    whole, parted = RunFolder(tmp_path / "whole"), RunFolder(tmp_path / "parted")
+    assert main([*argv, "--output_dir", str(whole.root)]) == 0
+    end_epoch = Trainer._end_epoch
+
+    def killed(self, state, epoch, val_loss):
+        end_epoch(self, state, epoch, val_loss)
+        if self.run.root.name == "lofit_scaling" and epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_end_epoch", killed)
+    assert main([*argv, "--output_dir", str(parted.root)]) == 130
+    assert not parted.edit_dir.exists()
+    monkeypatch.undo()
+    assert main([*argv, "--output_dir", str(parted.root)]) == 0
+    from safetensors.torch import load_file
+
+    resumed, reference = (load_file(str(f.edit_dir / "jola_edit.safetensors")) for f in (parted, whole))
+    assert resumed.keys() == reference.keys() and all(torch.equal(resumed[k], reference[k]) for k in resumed)
+    assert (parted.edit_dir / "method.json").read_text() == (whole.edit_dir / "method.json").read_text()
+    assert parted.read_train_log() == whole.read_train_log()

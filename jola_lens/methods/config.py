@@ -139,6 +139,14 @@ class MethodConfig:
         """Plain JoLA: runs made before methods existed have this method."""
         return self.method == "jola" and self.settings()["ablation"] == "none"
 
+    @property
+    def slug(self) -> str:
+        """A short name for folder names: ``lora``, ``jola-no_gates``, ...; empty for plain JoLA."""
+        if self.is_default:
+            return ""
+        ablation = self.settings().get("ablation")
+        return self.method + (f"-{ablation}" if ablation not in (None, "none") else "")
+
     def identity(self) -> dict[str, Any]:
         """What a run folder's identity records of the method: nothing for plain JoLA (so that run folders
         written before methods existed still resume), else the method and its resolved settings."""

@@ -20,6 +20,7 @@ from jola_lens.backends.route import ROUTES, Route, make_route
 from jola_lens.edit import JoLAEdit
 from jola_lens.evaluation import EvalResult, evaluate, scoring_methods
 from jola_lens.heads import resolve_heads_argument
+from jola_lens.methods import MethodConfig, build_adapter, check_train_settings, load_adapter, read_method_record
 from jola_lens.models import DEFAULT_MODEL, load_model
 from jola_lens.run_folder import RunFolder
 from jola_lens.tasks import get_task
@@ -31,11 +32,13 @@ from jola_lens.tasks.prompts import PROMPT_STYLES
 from jola_lens.tasks.splits import check_no_overlap
 from jola_lens.training.config import TrainConfig
 from jola_lens.training.output_dir import flatten, prepare_output_dir, train_items_path
-from jola_lens.training.trainer import Trainer, TrainResult
+from jola_lens.training.stages import train_method
+from jola_lens.training.trainer import TrainResult
 
 logger = logging.getLogger(__name__)
 
 APPLIED_MODULES = ("attention",)
+PEFT_METHODS = ("lora", "ia3")
 RUN_MODES = ("train", "eval", "train_eval")
 SOURCES = ("auto", "local", "embedded", "hub")
 DEVICES = ("auto", "cpu", "cuda")
@@ -109,9 +112,12 @@ def load_backend(spec: RunSpec) -> tuple[Route, Any]:
 # ---- train -------------------------------------------------------------------------------------------
 def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run_mode: str = "train",
               scoring: str = "generation", limit: int | None = None, results_file: str | Path | None = None,
-              overwrite: bool = False, resume: bool = False, progress: bool = True) -> RunOutcome:
-    """Train an edit into the run folder ``output_dir`` (resuming it when it holds this very run), then
-    evaluate it on the test set when ``run_mode`` is 'train_eval' ('eval' only evaluates the saved run)."""
+              overwrite: bool = False, resume: bool = False, progress: bool = True,
+              method: MethodConfig | None = None) -> RunOutcome:
+    """Train ``method`` (default: JoLA) into the run folder ``output_dir`` (resuming it when it holds this very run),
+    then evaluate it on the test set when ``run_mode`` is 'train_eval' ('eval' only evaluates the saved run)."""
+    method = method or MethodConfig()
+    check_train_settings(method, config)
     if run_mode not in RUN_MODES:
         raise ValueError(f"unknown run_mode {run_mode!r}; choose one of {RUN_MODES}")
     scoring_methods(scoring)
@@ -125,39 +131,41 @@ def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run
     splits = task.splits(train_size=spec.train_size, val_size=spec.val_size, seed=config.seed)
     logger.info("%s (%s source, %s targets): %d training, %d validation, %d test examples", task.name, task.source,
                 task.formulation, len(splits.train), len(splits.validation), len(splits.test))
-    identity = spec.identity(config)
+    identity = spec.identity(config) | method.identity()
     prepare_output_dir(folder, identity, overwrite=overwrite, resume=resume)
     backend, tokenizer = load_backend(spec)
-    edit = JoLAEdit.for_model(backend.hf_model, seed=config.seed, gate_init=config.gate_init,
-                              heads=edit_heads(backend.hf_model, config.heads))
+    jola_fields = {"gate_init": config.gate_init, "heads": edit_heads(backend.hf_model, config.heads)}
+    first = build_adapter(method, backend, seed=config.seed, **{k: v for k, v in jola_fields.items() if v is not None})
 
     def encode(examples: list[Example]) -> list:
         return [encode_example(tokenizer, task.prompt(e, spec.prompt_style, tokenizer), e.target, config.max_length)
                 for e in examples]
 
     atomic.write_json(folder.config, identity | {
-        "edit": edit.config.to_dict(), "model_name": spec.model or DEFAULT_MODEL, "task_name": task.name,
+        "edit": first.edit.config.to_dict() if method.method == "jola" else None,
+        "method_config": method.to_dict(), "model_name": spec.model or DEFAULT_MODEL, "task_name": task.name,
         "task_kind": task.kind, "task_source": task.source, "n_train": len(splits.train),
         "n_validation": len(splits.validation), "data_dir": spec.data_dir, "device": spec.device,
         "library_version": __version__})
     atomic.write_text(train_items_path(folder), "".join(
         json.dumps({"split": split, "id": e.id, "instruction": e.instruction}) + "\n"
         for split, examples in (("train", splits.train), ("validation", splits.validation)) for e in examples))
-    trainer = Trainer(edit, backend.forward, encode(splits.train), encode(splits.validation), config,
-                      pad_token_id=tokenizer.pad_token_id, device=backend.device, run=folder,
-                      fingerprint=flatten(identity), progress=progress)
-    result = trainer.fit()
-    metrics = update_metrics(folder, training=training_summary(result, config))
+    result, earlier = train_method(method, backend, encode(splits.train), encode(splits.validation), config,
+                                   pad_token_id=tokenizer.pad_token_id, run=folder, fingerprint=flatten(identity),
+                                   progress=progress, first=first, **jola_fields)
+    summary = training_summary(result, config) | (
+        {"stages": {name: training_summary(r, config) for name, r in earlier.items()}} if earlier else {})
+    metrics = update_metrics(folder, training=summary)
     outcome = RunOutcome(folder.root, metrics, None, time.monotonic() - start, result.resumed)
     if run_mode == "train_eval":
         test = _limited(task.load_split("test"), limit)
         check_no_overlap(splits.train + splits.validation, test)
-        evaluation = evaluate(backend, tokenizer, task, test, result.edit, scoring=scoring,
+        evaluation = evaluate(backend, tokenizer, task, test, result.adapter, scoring=scoring,
                               prompt_style=spec.prompt_style, batch_size=config.eval_batch,
                               max_length=config.max_length, progress=progress)
         kept = str(folder.edit_dir) if config.save_strategy != "no" else "in memory (--save_strategy no)"
         section = evaluation_section(spec, task, evaluation, scoring, limit, config.eval_batch, kept,
-                                     head_counts(result.edit))
+                                     head_counts(result.edit), method=result.adapter.method)
         outcome.metrics = write_evaluation(folder, section, evaluation)
     outcome.results_file = append_result(results_file, folder.root, outcome.metrics, identity)
     outcome.seconds = time.monotonic() - start
@@ -177,11 +185,15 @@ def training_summary(result: TrainResult, config: TrainConfig) -> dict[str, Any]
     return {"best_epoch": state.best_epoch, "best_val_loss": state.best_val_loss, "val_losses": state.val_losses,
             "epochs": state.epochs_done, "steps": state.global_step, "stop_reason": state.stop_reason,
             "kept": config.save_strategy, "train_seconds": state.train_seconds,
-            "trainable_parameters": result.edit.num_trainable_parameters(), "heads": head_counts(result.edit)}
+            "method": result.adapter.method, "trainable_parameters": result.adapter.num_trainable_parameters(),
+            "heads": head_counts(result.edit)}
 
 
-def head_counts(edit: JoLAEdit) -> dict[str, dict[str, int]]:
-    """Heads each edit kind keeps (deterministic gate > 0) and closes."""
+def head_counts(edit: JoLAEdit | None) -> dict[str, dict[str, int]] | None:
+    """Heads each edit kind keeps (deterministic gate > 0, inside its head set) and closes; None without a JoLA
+    edit (LoRA, IA3)."""
+    if edit is None:
+        return None
     return {kind: {"kept": int(mask.sum()), "closed": int((~mask).sum()), "total": mask.numel()}
             for kind, mask in edit.selected_heads().items()}
 
@@ -199,7 +211,10 @@ def eval_run(edit_path: str | Path | None, *, overrides: dict[str, Any] | None =
     scoring_methods(scoring)
     run = RunFolder(edit_path) if edit_path is not None and RunFolder(edit_path).config.is_file() else None
     saved = run.read_config() if run is not None else {}
-    edit = run.load_edit() if run is not None else JoLAEdit.from_pretrained(edit_path) if edit_path else None
+    edit_dir = (run.require().edit_dir if run is not None else Path(edit_path)) if edit_path is not None else None
+    record = read_method_record(edit_dir) if edit_dir is not None else None
+    peft_adapter = record is not None and record["method"] in PEFT_METHODS
+    edit = JoLAEdit.from_pretrained(edit_dir) if edit_dir is not None and not peft_adapter else None
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if edit is not None and run is None and "model" not in given and edit.config.base_model not in (None, DEFAULT_MODEL):
         given["model"] = edit.config.base_model
@@ -212,17 +227,19 @@ def eval_run(edit_path: str | Path | None, *, overrides: dict[str, Any] | None =
     test = _limited(task.load_split("test"), limit)
     if run is not None:
         check_no_overlap(read_train_items(run), test)
-    elif edit is not None:
+    elif edit_dir is not None:
         logger.warning("%s is not a run folder: cannot check that its training items are not test items", edit_path)
     backend, tokenizer = load_backend(spec)
-    evaluation = evaluate(backend, tokenizer, task, test, edit, scoring=scoring, prompt_style=spec.prompt_style,
+    adapter = load_adapter(edit_dir, backend) if edit_dir is not None else None
+    evaluation = evaluate(backend, tokenizer, task, test, adapter, scoring=scoring, prompt_style=spec.prompt_style,
                           batch_size=eval_batch, max_length=max_length, progress=progress)
     folder = RunFolder(output_dir) if output_dir is not None else run or RunFolder(default_eval_dir(spec, edit_path))
     section = evaluation_section(spec, task, evaluation, scoring, limit, eval_batch,
                                  str(edit_path) if edit_path is not None else None,
-                                 head_counts(edit) if edit is not None else None)
+                                 head_counts(adapter.head_edit()) if adapter is not None else None,
+                                 method=adapter.method if adapter is not None else None)
     metrics = write_evaluation(folder, section, evaluation)
-    identity = spec.identity(train_config) if run is not None else {
+    identity = spec.identity(train_config) | MethodConfig.from_identity(saved).identity() if run is not None else {
         k: v for k, v in asdict(spec).items() if k not in LOCATION_FIELDS}
     written = append_result(results_file, folder.root, metrics, identity)
     return RunOutcome(folder.root, metrics, written, time.monotonic() - start)
@@ -258,12 +275,14 @@ def _limited(examples: list[Example], limit: int | None) -> list[Example]:
 
 
 def evaluation_section(spec: RunSpec, task: Task, result: EvalResult, scoring: str, limit: int | None,
-                       eval_batch: int, edit: str | None, heads: dict[str, dict[str, int]] | None) -> dict[str, Any]:
+                       eval_batch: int, edit: str | None, heads: dict[str, dict[str, int]] | None,
+                       method: str | None = None) -> dict[str, Any]:
     """metrics.json's "evaluation": the numbers and every setting that produced them."""
     n = len(result.records)
     return {"task": task.name, "split": "test", "n": n, "limit": limit, "scoring": scoring,
             "formulation": task.formulation, "prompt_style": spec.prompt_style, "source": task.source,
-            "model": spec.model or DEFAULT_MODEL, "backend": spec.backend, "edit": edit, "heads": heads,
+            "model": spec.model or DEFAULT_MODEL, "backend": spec.backend, "edit": edit, "method": method,
+            "heads": heads,
             "eval_batch": eval_batch,
             "likelihood_normalization": "characters" if "likelihood" in result.metrics else None,
             "results": result.metrics, "seconds": result.seconds, "seconds_per_example": result.seconds / max(n, 1)}
@@ -293,6 +312,8 @@ def append_result(results_file: str | Path | None, output_dir: Path, metrics: di
     record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "output_dir": str(output_dir),
               **flatten(identity), **flatten(evaluation.get("results", {}), "metric."),
               "n": evaluation.get("n"), "scoring": evaluation.get("scoring"), "edit": evaluation.get("edit"),
+              "method": training.get("method") or evaluation.get("method"),
+              "trainable_parameters": training.get("trainable_parameters"),
               "task_source": evaluation.get("source"),
               "best_epoch": training.get("best_epoch"), "best_val_loss": training.get("best_val_loss"),
               **{f"heads_closed.{kind}": counts["closed"]
