@@ -442,3 +442,15 @@ def test_a_lofit_run_killed_in_its_scaling_stage_resumes_to_the_uninterrupted_re
     assert resumed.keys() == reference.keys() and all(torch.equal(resumed[k], reference[k]) for k in resumed)
     assert (parted.edit_dir / "method.json").read_text() == (whole.edit_dir / "method.json").read_text()
     assert parted.read_train_log() == whole.read_train_log()
+
+
+def test_analyze_says_lora_and_ia3_have_no_head_gates_and_reads_lofit_heads(tmp_path, tiny_args, capsys):
+    for name, flags in (("lora", ["--method", "lora"]), ("lofit", ["--method", "lofit", "--lofit_top_k", "2"])):
+        assert main([*tiny_args, *flags, "--num_epoch", "1", "--output_dir", str(tmp_path / name)]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(tmp_path / "lora"), "--output", str(tmp_path / "figures")]) == 2
+    assert ("holds a --method lora adapter: lora changes weight matrices, not attention heads, so it has no head "
+            "gates to analyse") in capsys.readouterr().err
+    assert main(["analyze", str(tmp_path / "lofit"), "--output", str(tmp_path / "figures")]) == 0
+    summary = (tmp_path / "figures" / "summary.csv").read_text()
+    assert ",additive," in summary and "2 of " in summary  # LoFiT's 2 selected heads, the only ones it edits

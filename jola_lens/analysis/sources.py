@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
@@ -72,11 +71,12 @@ def load_source(item: SourceLike, *, task: str | None = None) -> EditSource:
         return EditSource(label, label, item.config.base_model or UNKNOWN_MODEL, item.eval())
     path = Path(item)
     run = RunFolder(path)
-    if run.config.is_file() and run.edit_dir.is_dir():
-        try:
-            config = run.read_config()
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{run.config} is not valid JSON ({error})") from error
+    if run.is_run():
+        config = run.read_config()
+        from jola_lens.methods import no_head_gates_reason
+
+        if (reason := no_head_gates_reason(run.edit_dir)) is not None:
+            raise ValueError(reason)
         edit = run.load_edit()
         label = task or str(config.get("task_name") or config.get("task") or path.resolve().name)
         model = str(config.get("model_name") or config.get("model") or edit.config.base_model or UNKNOWN_MODEL)

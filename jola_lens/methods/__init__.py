@@ -6,7 +6,14 @@ from jola_lens.methods.config import ABLATIONS, METHODS, MethodConfig, MethodFla
 from jola_lens.methods.jola import JoLAAdapter
 from jola_lens.methods.lofit import LoFiTOffsets, LoFiTScaling
 from jola_lens.methods.peft_adapters import MethodRouteError, MissingDependencyError, PeftAdapter, TargetModulesError
-from jola_lens.methods.registry import Stage, build_adapter, check_train_settings, load_adapter, stages
+from jola_lens.methods.registry import (
+    Stage,
+    build_adapter,
+    check_train_settings,
+    load_adapter,
+    no_head_gates_reason,
+    stages,
+)
 
 __all__ = [
     "ABLATIONS",
@@ -25,6 +32,7 @@ __all__ = [
     "build_adapter",
     "check_train_settings",
     "load_adapter",
+    "no_head_gates_reason",
     "read_method_record",
     "stages",
 ]

@@ -88,6 +88,16 @@ def load_adapter(directory: str | os.PathLike, backend: Route) -> Adapter:
     return adapter.eval()
 
 
+def no_head_gates_reason(directory: str | os.PathLike) -> str | None:
+    """Why the adapter saved in ``directory`` has no heads to analyse (LoRA, IA3), or None when it has a JoLA edit."""
+    record = read_method_record(directory)
+    method = record["method"] if record is not None else "jola"
+    if method in ("lora", "ia3"):
+        return (f"{directory} holds a --method {method} adapter: {method} changes weight matrices, not attention "
+                "heads, so it has no head gates to analyse (analyze reads JoLA's gates and LoFiT's selected heads)")
+    return None
+
+
 def check_train_settings(config: MethodConfig, train: Any) -> None:
     """Refuse training settings that belong to JoLA's gates or head sets when ``config``'s method lacks them.
 
