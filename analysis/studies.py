@@ -63,7 +63,6 @@ from jola_lens.run_folder import RunFolder
 from jola_lens.tasks.choice import FORMULATIONS
 from jola_lens.training.checkpoint import has_checkpoint
 from jola_lens.training.config import TrainConfig
-from jola_lens.training.output_dir import differing_keys
 from jola_lens.training.pipeline import RunSpec, eval_run, train_run
 
 RESULTS_ROOT = Path(__file__).resolve().parent / "results"
@@ -196,7 +195,7 @@ def control_label(task: StudyTask, args: argparse.Namespace) -> str:
 
 # ---- runs -------------------------------------------------------------------------------------------
 def _metrics(folder: Path) -> dict[str, Any]:
-    path = folder / "metrics.json"
+    path = RunFolder(folder).metrics
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
@@ -209,8 +208,7 @@ def _trained(folder: RunFolder, identity: dict[str, Any]) -> bool:
     """True when ``folder`` holds a finished run with ``identity``; exits when it holds other settings."""
     if not folder.config.is_file():
         return False
-    saved = json.loads(folder.config.read_text(encoding="utf-8"))
-    differences = differing_keys({key: saved.get(key) for key in identity}, identity)
+    differences = folder.settings_diff(identity)
     if differences:
         sys.exit(f"--reuse: {folder.root} holds a run with other settings ({'; '.join(differences)}); "
                  "delete it, pick another --runs-dir, or drop --reuse to train afresh")
@@ -219,8 +217,9 @@ def _trained(folder: RunFolder, identity: dict[str, Any]) -> bool:
 
 def prune(folder: Path) -> None:
     """Drop what the study does not need and is large: the resume checkpoint and the per-item predictions."""
-    shutil.rmtree(folder / "checkpoint", ignore_errors=True)
-    (folder / "predictions.jsonl").unlink(missing_ok=True)
+    run = RunFolder(folder)
+    shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
+    run.predictions.unlink(missing_ok=True)
 
 
 def ensure_run(task: StudyTask, args: argparse.Namespace, config: TrainConfig, folder: Path | None = None,

@@ -1,12 +1,18 @@
-"""The layout of a run folder: what the trainer writes and what analysis reads.
+"""The run folder: its layout, the files a run owns, and the run's identity (the settings that define it).
 
     <run>/config.json            the run's settings (model, task, backend, hyperparameters, edit config)
     <run>/edit/                  the kept edit (jola_config.json + jola_edit.safetensors)
+    <run>/train_items.jsonl      ids and instructions of the training and validation items (the overlap guard)
     <run>/train_log.jsonl        one line per training step (loss, ce, penalty, lam, lr, open-gate shares)
     <run>/gates/epoch-NNNN.safetensors   gate logits after each epoch (epoch 0 = initial values)
     <run>/predictions.jsonl      one line per evaluated item
     <run>/metrics.json           evaluation metrics
     <run>/checkpoint/            resume state (trainer-internal)
+    <run>/../results.jsonl       the default results file: one line per run, shared by the runs beside it
+
+A run's identity is the part of config.json that defines its result. :func:`settings_diff` is the one comparison
+of two identities: resuming a checkpoint, reusing an output folder and reusing a study's run all name the
+differing settings with it.
 """
 
 from __future__ import annotations
@@ -14,16 +20,45 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from jola_lens import atomic
 from jola_lens.edit import JoLAEdit
+from jola_lens.tasks.examples import Example
 
 _SNAPSHOT = re.compile(r"epoch-(\d{4})\.safetensors$")
+
+CONFIG_NAME = "config.json"
+TRAIN_ITEMS_NAME = "train_items.jsonl"
+RESULTS_NAME = "results.jsonl"
+OWNED_FILES = (CONFIG_NAME, TRAIN_ITEMS_NAME, "train_log.jsonl", "predictions.jsonl", "metrics.json")
+OWNED_DIRS = ("edit", "gates", "checkpoint")
+"""Everything a run writes into its folder; clearing a run deletes these and nothing else."""
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}`` (a flat dict is returned as it is)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def settings_diff(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``key: saved -> current`` for every flattened key whose value differs (a key one side lacks counts as
+    None there), sorted by key; [] when the settings agree."""
+    a, b = flatten(saved), flatten(current)
+    return [f"{key}: {a.get(key)!r} -> {b.get(key)!r}" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
 
 
 class NotARunError(FileNotFoundError):
@@ -32,41 +67,104 @@ class NotARunError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class RunFolder:
+    """One run folder: the paths of its files, reading and writing them, and its identity."""
+
     root: Path
 
     def __init__(self, root: str | os.PathLike) -> None:
         object.__setattr__(self, "root", Path(root))
 
-    config = property(lambda self: self.root / "config.json")
+    config = property(lambda self: self.root / CONFIG_NAME)
     edit_dir = property(lambda self: self.root / "edit")
+    train_items = property(lambda self: self.root / TRAIN_ITEMS_NAME)
     train_log = property(lambda self: self.root / "train_log.jsonl")
     gates_dir = property(lambda self: self.root / "gates")
     predictions = property(lambda self: self.root / "predictions.jsonl")
     metrics = property(lambda self: self.root / "metrics.json")
     checkpoint_dir = property(lambda self: self.root / "checkpoint")
+    default_results_file = property(lambda self: self.root.parent / RESULTS_NAME)
 
     def gate_snapshot(self, epoch: int) -> Path:
         return self.gates_dir / f"epoch-{epoch:04d}.safetensors"
 
+    # ---- what the folder holds ----------------------------------------------------------------------
+    def is_run(self) -> bool:
+        """True when the folder holds a trained run (a config.json and an edit)."""
+        return self.config.is_file() and self.edit_dir.is_dir()
+
     def require(self) -> RunFolder:
         """Raise :class:`NotARunError` unless this folder holds a run (a config.json and an edit)."""
-        if not self.config.is_file() or not self.edit_dir.is_dir():
+        if not self.is_run():
             raise NotARunError(
                 f"{self.root} is not a jola_lens run folder (expected config.json and edit/ inside it; "
                 "`jola-lens train --output_dir DIR` writes one)"
             )
         return self
 
-    def read_config(self) -> dict:
-        return json.loads(self.require().config.read_text(encoding="utf-8"))
+    def owned_paths(self) -> list[Path]:
+        """The files and folders this run wrote that exist (what :meth:`clear` deletes)."""
+        return [path for path in (*(self.root / n for n in OWNED_FILES), *(self.root / n for n in OWNED_DIRS))
+                if path.exists()]
 
+    def clear(self) -> None:
+        """Delete the run's own files (:data:`OWNED_FILES`, :data:`OWNED_DIRS`), nothing else beside them."""
+        for path in self.owned_paths():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+    # ---- identity -----------------------------------------------------------------------------------
+    def write_config(self, identity: Mapping[str, Any], details: Mapping[str, Any]) -> None:
+        """config.json: the run's ``identity`` plus descriptive ``details`` (names, sizes, versions)."""
+        atomic.write_json(self.config, dict(identity) | dict(details))
+
+    def read_config(self) -> dict[str, Any]:
+        """config.json of a run (see :meth:`require`); a damaged file is named."""
+        try:
+            return json.loads(self.require().config.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{self.config} is not valid JSON ({error}); restore it, or train the run again "
+                             "with --overwrite") from error
+
+    def settings_diff(self, identity: Mapping[str, Any]) -> list[str]:
+        """:func:`settings_diff` between the run's saved settings and ``identity``, over ``identity``'s keys
+        (config.json's descriptive entries are not compared)."""
+        saved = json.loads(self.config.read_text(encoding="utf-8")) if self.config.is_file() else {}
+        return settings_diff({key: saved.get(key) for key in identity}, identity)
+
+    # ---- training and validation items --------------------------------------------------------------
+    def write_train_items(self, splits: Mapping[str, Sequence[Example]]) -> None:
+        """train_items.jsonl: ``{"split", "id", "instruction"}`` per item of each split (e.g. train, validation)."""
+        atomic.write_text(self.train_items, "".join(
+            json.dumps({"split": split, "id": e.id, "instruction": e.instruction}) + "\n"
+            for split, examples in splits.items() for e in examples))
+
+    def read_train_items(self) -> list[Example]:
+        """The training and validation items the run recorded, as Examples (id and instruction only)."""
+        if not self.train_items.is_file():
+            raise FileNotFoundError(
+                f"{self.train_items} is missing: cannot check that {self.root}'s training items are not in the "
+                "test set. Restore it, or evaluate the edit folder itself (--edit RUN/edit).")
+        return [Example(id=row["id"], instruction=row["instruction"], target="")
+                for row in atomic.read_jsonl(self.train_items)]
+
+    # ---- edit, train log, gate snapshots ------------------------------------------------------------
     def load_edit(self) -> JoLAEdit:
         return JoLAEdit.from_pretrained(self.require().edit_dir)
 
     def read_train_log(self) -> list[dict]:
-        if not self.train_log.is_file():
-            return []
-        return [json.loads(line) for line in self.train_log.read_text(encoding="utf-8").splitlines() if line.strip()]
+        """One record per training step ([] before the first; a line torn by a crash is left out)."""
+        return atomic.read_jsonl(self.train_log)
+
+    def append_train_log(self, record: Mapping[str, Any]) -> None:
+        """Add one step's record to train_log.jsonl (an fsynced append, not a rewrite)."""
+        atomic.append_jsonl(self.train_log, dict(record))
+
+    def truncate_train_log(self, step: int) -> None:
+        """Keep the records up to ``step`` (a resumed run's checkpoint), rewriting the log atomically."""
+        kept = [r for r in self.read_train_log() if r["step"] <= step]
+        atomic.write_text(self.train_log, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
     def write_gate_snapshot(self, edit: JoLAEdit, epoch: int, step: int) -> None:
         tensors = {f"{kind}_gate_logits": edit.gate_logits(kind).detach().cpu().contiguous()

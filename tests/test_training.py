@@ -188,6 +188,23 @@ def test_ctrl_c_saves_a_checkpoint_mid_epoch_and_resume_is_exact(model, data, ti
     assert [r["step"] for r in run.read_train_log()] == list(range(1, 13))
 
 
+def test_resume_truncates_the_log_to_the_checkpointed_step(model, data, tiny_tokenizer, tmp_path):
+    """Lines logged after the last checkpoint (a crash before the next one), a torn one included, are dropped."""
+    run = RunFolder(tmp_path / "run")
+    trainer = make_trainer(model, data, tiny_tokenizer, run=run, num_epoch=2)
+    trainer.on_step = lambda record: record["step"] == 3 and trainer.stop.set()
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    logged = run.read_train_log()
+    run.append_train_log(logged[-1] | {"step": 4, "loss": 123.0})
+    with open(run.train_log, "a", encoding="utf-8") as handle:
+        handle.write('{"step": 5, "lo')
+    make_trainer(model, data, tiny_tokenizer, run=run, num_epoch=2).fit()
+    log = run.read_train_log()
+    assert [r["step"] for r in log] == list(range(1, 9)) and log[:3] == logged and log[3]["loss"] != 123.0
+    assert run.train_log.read_text().endswith("}\n")
+
+
 def test_interrupt_during_validation_resumes_with_validation(model, data, tiny_tokenizer, tmp_path):
     reference = make_trainer(model, data, tiny_tokenizer, num_epoch=2).fit()
     run = RunFolder(tmp_path / "run")
@@ -248,9 +265,9 @@ def test_checkpoint_of_another_model_or_task_is_refused(model, data, tiny_tokeni
     other = make_trainer(model, data, tiny_tokenizer, num_epoch=1)
     kwargs = dict(edit=other.edit, optimizer=other.optimizer, scheduler=other.scheduler,
                   gate_schedule=other.gate_schedule)
-    with pytest.raises(CheckpointMismatchError, match="model: checkpoint 'tiny-llama' vs now 'other'"):
+    with pytest.raises(CheckpointMismatchError, match=r"belongs to another run \(checkpoint -> now: model: 'tiny-llama' -> 'other'\)"):
         load_checkpoint(run.checkpoint_dir, fingerprint={"model": "other", "task": "tiny"}, **kwargs)
-    with pytest.raises(CheckpointMismatchError, match="task"):
+    with pytest.raises(CheckpointMismatchError, match=r"task: 'tiny' -> 'boolq'\)"):
         load_checkpoint(run.checkpoint_dir, fingerprint={"model": "tiny-llama", "task": "boolq"}, **kwargs)
     gpt2 = build_tiny_model("gpt2")
     bigger = make_trainer(gpt2, data, tiny_tokenizer, num_epoch=1)

@@ -22,6 +22,7 @@ from torch import Tensor
 from jola_lens import atomic
 from jola_lens.edit import JoLAEdit
 from jola_lens.gates import GateSchedule
+from jola_lens.run_folder import settings_diff
 from jola_lens.training.rng import capture_rng, restore_rng
 
 logger = logging.getLogger(__name__)
@@ -130,14 +131,12 @@ def load_checkpoint(directory: Path, *, edit: JoLAEdit, optimizer: torch.optim.O
 
 
 def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
-    """Raise :class:`CheckpointMismatchError` naming every key whose value differs."""
-    keys = sorted(set(saved) | set(current))
-    differing = [f"{key}: checkpoint {saved.get(key)!r} vs now {current.get(key)!r}"
-                 for key in keys if saved.get(key) != current.get(key)]
+    """Raise :class:`CheckpointMismatchError` naming every setting that differs (:func:`settings_diff`)."""
+    differing = settings_diff(saved, current)
     if differing:
         raise CheckpointMismatchError(
-            f"the checkpoint in {where} belongs to another run ({'; '.join(differing)}). Use the same settings "
-            "to resume it, or --overwrite / another --output_dir to start a new run."
+            f"the checkpoint in {where} belongs to another run (checkpoint -> now: {'; '.join(differing)}). Use the "
+            "same settings to resume it, or --overwrite / another --output_dir to start a new run."
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -14,33 +13,9 @@ from jola_lens.training.checkpoint import has_checkpoint
 
 logger = logging.getLogger(__name__)
 
-TRAIN_ITEMS_NAME = "train_items.jsonl"
-
 
 class OutputDirError(ValueError):
     """The output folder cannot be used for this run."""
-
-
-def train_items_path(folder: RunFolder) -> Path:
-    """The ids and instructions a run trained and validated on (read by the evaluation overlap guard)."""
-    return folder.root / TRAIN_ITEMS_NAME
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``key: saved -> current`` for every flattened key whose value differs."""
-    a, b = flatten(saved), flatten(current)
-    return [f"{key}: {a.get(key)!r} -> {b.get(key)!r}" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
 
 
 def prepare_output_dir(folder: RunFolder, identity: dict[str, Any], *, overwrite: bool = False,
@@ -62,8 +37,7 @@ def prepare_output_dir(folder: RunFolder, identity: dict[str, Any], *, overwrite
         if overwrite:
             clear_run(folder)
         else:
-            saved = {key: json.loads(folder.config.read_text(encoding="utf-8")).get(key) for key in identity}
-            differences = differing_keys(saved, identity)
+            differences = folder.settings_diff(identity)
             if differences:
                 raise OutputDirError(
                     f"--output_dir {root} holds a run with other settings ({'; '.join(differences)}). Repeat its "
@@ -102,9 +76,6 @@ def stage_folders(folder: RunFolder) -> list[RunFolder]:
 def clear_run(folder: RunFolder) -> None:
     """Delete a run folder's own files, its stage folders included (and nothing else that may sit beside them)."""
     logger.warning("--overwrite: deleting the previous run in %s", folder.root)
-    for path in (folder.config, folder.train_log, folder.predictions, folder.metrics, train_items_path(folder)):
-        path.unlink(missing_ok=True)
-    for path in (folder.edit_dir, folder.gates_dir, folder.checkpoint_dir):
-        shutil.rmtree(path, ignore_errors=True)
+    folder.clear()
     for stage in stage_folders(folder):
         shutil.rmtree(stage.root, ignore_errors=True)

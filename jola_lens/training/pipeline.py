@@ -22,7 +22,7 @@ from jola_lens.evaluation import EvalResult, evaluate, scoring_methods
 from jola_lens.heads import resolve_heads_argument
 from jola_lens.methods import MethodConfig, build_adapter, check_train_settings, load_adapter, read_method_record
 from jola_lens.models import DEFAULT_MODEL, load_model
-from jola_lens.run_folder import RunFolder
+from jola_lens.run_folder import RunFolder, flatten
 from jola_lens.tasks import get_task
 from jola_lens.tasks.base import Task
 from jola_lens.tasks.choice import FORMULATIONS
@@ -31,7 +31,7 @@ from jola_lens.tasks.examples import Example
 from jola_lens.tasks.prompts import PROMPT_STYLES
 from jola_lens.tasks.splits import check_no_overlap
 from jola_lens.training.config import TrainConfig
-from jola_lens.training.output_dir import flatten, prepare_output_dir, train_items_path
+from jola_lens.training.output_dir import prepare_output_dir
 from jola_lens.training.stages import train_method
 from jola_lens.training.trainer import TrainResult
 
@@ -141,15 +141,13 @@ def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run
         return [encode_example(tokenizer, task.prompt(e, spec.prompt_style, tokenizer), e.target, config.max_length)
                 for e in examples]
 
-    atomic.write_json(folder.config, identity | {
+    folder.write_config(identity, {
         "edit": first.edit.config.to_dict() if method.method == "jola" else None,
         "method_config": method.to_dict(), "model_name": spec.model or DEFAULT_MODEL, "task_name": task.name,
         "task_kind": task.kind, "task_source": task.source, "n_train": len(splits.train),
         "n_validation": len(splits.validation), "data_dir": spec.data_dir, "device": spec.device,
         "library_version": __version__})
-    atomic.write_text(train_items_path(folder), "".join(
-        json.dumps({"split": split, "id": e.id, "instruction": e.instruction}) + "\n"
-        for split, examples in (("train", splits.train), ("validation", splits.validation)) for e in examples))
+    folder.write_train_items({"train": splits.train, "validation": splits.validation})
     result, earlier = train_method(method, backend, encode(splits.train), encode(splits.validation), config,
                                    pad_token_id=tokenizer.pad_token_id, run=folder, fingerprint=flatten(identity),
                                    progress=progress, first=first, **jola_fields)
@@ -226,7 +224,7 @@ def eval_run(edit_path: str | Path | None, *, overrides: dict[str, Any] | None =
     task = load_task(spec)
     test = _limited(task.load_split("test"), limit)
     if run is not None:
-        check_no_overlap(read_train_items(run), test)
+        check_no_overlap(run.read_train_items(), test)
     elif edit_dir is not None:
         logger.warning("%s is not a run folder: cannot check that its training items are not test items", edit_path)
     backend, tokenizer = load_backend(spec)
@@ -256,16 +254,6 @@ def default_train_dir(spec: RunSpec, seed: int) -> Path:
 
 def default_eval_dir(spec: RunSpec, edit_path: str | Path | None) -> Path:
     return Path("runs") / f"eval-{_slug(spec)}-{Path(edit_path).name if edit_path else 'zeroshot'}"
-
-
-def read_train_items(run: RunFolder) -> list[Example]:
-    """The training and validation items a run recorded, as Examples (id and instruction only)."""
-    path = train_items_path(run)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: cannot check that {run.root}'s training items are not in the "
-                                "test set. Restore it, or evaluate the edit folder itself (--edit RUN/edit).")
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [Example(id=row["id"], instruction=row["instruction"], target="") for row in rows]
 
 
 def _limited(examples: list[Example], limit: int | None) -> list[Example]:
@@ -306,7 +294,7 @@ def update_metrics(folder: RunFolder, **sections: dict[str, Any]) -> dict[str, A
 def append_result(results_file: str | Path | None, output_dir: Path, metrics: dict[str, Any],
                   identity: dict[str, Any]) -> Path:
     """Append one comparable line (settings + numbers) to the results JSONL (default: beside the run)."""
-    path = Path(results_file) if results_file is not None else output_dir.parent / "results.jsonl"
+    path = Path(results_file) if results_file is not None else RunFolder(output_dir).default_results_file
     evaluation = metrics.get("evaluation", {})
     training = metrics.get("training", {})
     record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "output_dir": str(output_dir),

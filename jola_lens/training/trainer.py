@@ -3,7 +3,6 @@ validation every epoch, best-by-validation-loss, early stopping, checkpoints tha
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -17,19 +16,18 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from jola_lens import atomic
+from jola_lens.batching import Batch, chunks, collate, epoch_order
 from jola_lens.config import EDIT_KINDS
 from jola_lens.edit import JoLAEdit
 from jola_lens.gates import GateSchedule
+from jola_lens.loss import completion_loss, target_logprobs
 from jola_lens.methods.base import Adapter
 from jola_lens.methods.jola import JoLAAdapter
 from jola_lens.run_folder import RunFolder
 from jola_lens.tasks.encoding import EncodedExample
-from jola_lens.batching import Batch, chunks, collate, epoch_order
 from jola_lens.training.checkpoint import TrainState, has_checkpoint, load_checkpoint, save_checkpoint
 from jola_lens.training.config import TrainConfig
 from jola_lens.training.interrupt import StopRequest, TrainingInterrupted
-from jola_lens.loss import completion_loss, target_logprobs
 from jola_lens.training.rng import seed_everything
 from jola_lens.training.sparsity import PenaltyRamp, SparsityTarget
 
@@ -139,8 +137,7 @@ class Trainer:
                                     fingerprint=self.fingerprint)
             if self.sparsity_target is not None and state.sparsity_target is not None:
                 self.sparsity_target.load_state(state.sparsity_target)
-            log = [r for r in self.run.read_train_log() if r["step"] <= state.global_step]
-            atomic.write_text(self.run.train_log, "".join(json.dumps(r, sort_keys=True) + "\n" for r in log))
+            self.run.truncate_train_log(state.global_step)
             logger.info("resuming from %s: %d epoch(s) and %d step(s) done%s", self.run.checkpoint_dir,
                         state.epochs_done, state.global_step, " (training already finished)" if state.finished else "")
             return state, True
@@ -160,7 +157,7 @@ class Trainer:
             record = self._step(batch, state, epoch)
             state.batches_done = index + 1
             if self.run is not None:
-                atomic.append_jsonl(self.run.train_log, record)
+                self.run.append_train_log(record)
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.4f}", **{
                 f"open_{kind[0]}": f"{record[f'open_{kind}']:.0%}" for kind in EDIT_KINDS

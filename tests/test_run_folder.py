@@ -1,0 +1,162 @@
+"""RunFolder owns a run's layout and identity; JSONL logs grow by fsynced appends; one settings diff for all."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from jola_lens import atomic
+from jola_lens.run_folder import OWNED_DIRS, OWNED_FILES, RunFolder, flatten, settings_diff
+from jola_lens.tasks.examples import Example
+from jola_lens.training.checkpoint import CheckpointMismatchError, check_fingerprint
+from jola_lens.training.output_dir import OutputDirError, prepare_output_dir
+
+sys.path.insert(0, str(REPO / "analysis"))
+import studies  # noqa: E402
+
+SAVED = {"task": "extra/SST-2", "backend": "hf", "train": {"lr": 0.05, "seed": 42, "gate_lr": 0.05}}
+NOW = {"task": "extra/SST-2", "backend": "tl", "train": {"lr": 0.01, "seed": 42, "gate_lr": 0.05}}
+DIFF = ["backend: 'hf' -> 'tl'", "train.lr: 0.05 -> 0.01"]
+
+
+# ---- JSONL appends -------------------------------------------------------------------------------------
+def test_append_jsonl_appends_in_place_and_fsyncs_every_line(tmp_path, monkeypatch):
+    path = tmp_path / "log.jsonl"
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    atomic.append_jsonl(path, {"step": 1})
+    inode = path.stat().st_ino
+
+    def no_rewrite(*args):
+        raise AssertionError("append_jsonl rewrote the file")
+
+    monkeypatch.setattr(os, "replace", no_rewrite)
+    for step in (2, 3):
+        atomic.append_jsonl(path, {"step": step, "loss": 0.5})
+    assert path.stat().st_ino == inode and len(synced) == 3
+    assert path.read_text() == '{"step": 1}\n{"loss": 0.5, "step": 2}\n{"loss": 0.5, "step": 3}\n'
+
+
+def test_append_jsonl_cuts_a_line_torn_by_a_crash(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "lo')
+    assert atomic.read_jsonl(path) == [{"step": 1}, {"step": 2}]
+    atomic.append_jsonl(path, {"step": 3})
+    assert path.read_text() == '{"step": 1}\n{"step": 2}\n{"step": 3}\n'
+    path.write_text('{"step": 1, "no newline at all"')
+    atomic.append_jsonl(path, {"step": 1})
+    assert atomic.read_jsonl(path) == [{"step": 1}]
+    assert atomic.read_jsonl(tmp_path / "missing.jsonl") == []
+
+
+def test_train_log_appends_and_truncates_to_a_step(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    for step in range(1, 6):
+        run.append_train_log({"step": step, "loss": 1.0 / step})
+    run.truncate_train_log(3)
+    assert [r["step"] for r in run.read_train_log()] == [1, 2, 3]
+
+
+# ---- layout --------------------------------------------------------------------------------------------
+def test_the_layout_is_the_one_on_disk(tmp_path):
+    run = RunFolder(tmp_path / "runs" / "a")
+    assert [p.relative_to(run.root).as_posix() for p in (run.config, run.edit_dir, run.train_items, run.train_log,
+                                                         run.gates_dir, run.predictions, run.metrics,
+                                                         run.checkpoint_dir, run.gate_snapshot(3))] == [
+        "config.json", "edit", "train_items.jsonl", "train_log.jsonl", "gates", "predictions.jsonl", "metrics.json",
+        "checkpoint", "gates/epoch-0003.safetensors"]
+    assert run.default_results_file == tmp_path / "runs" / "results.jsonl"
+
+
+def test_clear_deletes_exactly_the_files_a_run_owns(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    for name in OWNED_FILES:
+        (run.root / name).parent.mkdir(parents=True, exist_ok=True)
+        (run.root / name).write_text("{}")
+    for name in OWNED_DIRS:
+        (run.root / name).mkdir()
+        (run.root / name / "inside.bin").write_bytes(b"x")
+    (run.root / "notes.txt").write_text("mine")
+    (run.root / "mine").mkdir()
+    assert len(run.owned_paths()) == len(OWNED_FILES) + len(OWNED_DIRS)
+    run.clear()
+    assert sorted(p.name for p in run.root.iterdir()) == ["mine", "notes.txt"] and run.owned_paths() == []
+
+
+def test_train_items_round_trip(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    items = {"train": [Example(id="a", instruction="x y", target="t")],
+             "validation": [Example(id="b", instruction="z", target="u")]}
+    run.write_train_items(items)
+    lines = [json.loads(line) for line in run.train_items.read_text().splitlines()]
+    assert lines == [{"split": "train", "id": "a", "instruction": "x y"},
+                     {"split": "validation", "id": "b", "instruction": "z"}]
+    assert [(e.id, e.instruction) for e in run.read_train_items()] == [("a", "x y"), ("b", "z")]
+    run.train_items.unlink()
+    with pytest.raises(FileNotFoundError, match=r"train_items.jsonl is missing: cannot check that .*--edit RUN/edit"):
+        run.read_train_items()
+
+
+def test_a_damaged_config_json_is_named(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.edit_dir.mkdir(parents=True)
+    run.config.write_text("{not json")
+    with pytest.raises(ValueError, match=r"config.json is not valid JSON .*train the run again with --overwrite"):
+        run.read_config()
+
+
+# ---- identity: one settings diff -----------------------------------------------------------------------
+def test_settings_diff_compares_flattened_settings():
+    assert settings_diff(SAVED, NOW) == DIFF
+    assert settings_diff(flatten(SAVED), flatten(NOW)) == DIFF  # flat or nested, the same answer
+    assert settings_diff(SAVED, SAVED) == []
+    assert settings_diff({"a": 1}, {"a": 1, "b": 2}) == ["b: None -> 2"]
+
+
+def test_resume_output_folder_and_studies_name_differences_with_the_same_diff(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.write_config(SAVED, {"task_name": "SST-2", "library_version": "0"})
+    run.edit_dir.mkdir()
+    assert run.settings_diff(NOW) == DIFF and run.settings_diff(SAVED) == []  # descriptive entries not compared
+    listed = re.escape("; ".join(DIFF))
+    with pytest.raises(CheckpointMismatchError, match=rf"belongs to another run \(checkpoint -> now: {listed}\)"):
+        check_fingerprint(flatten(SAVED), flatten(NOW), run.checkpoint_dir)
+    with pytest.raises(OutputDirError, match=rf"holds a run with other settings \({listed}\)"):
+        prepare_output_dir(run, NOW)
+    with pytest.raises(SystemExit, match=rf"--reuse: .* holds a run with other settings \({listed}\)"):
+        studies._trained(run, NOW)
+
+
+def test_overwrite_clears_only_the_run(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.write_config(SAVED, {})
+    run.append_train_log({"step": 1})
+    (run.root / "notes.txt").write_text("mine")
+    assert prepare_output_dir(run, NOW, overwrite=True) is False
+    assert sorted(p.name for p in run.root.iterdir()) == ["notes.txt"]
+
+
+def test_a_study_reuses_a_run_with_its_settings(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.write_config(SAVED, {})
+    run.edit_dir.mkdir()
+    assert studies._trained(run, SAVED) is False  # no metrics.json "training" yet
+    atomic.write_json(run.metrics, {"training": {}})
+    assert studies._trained(run, SAVED) is True
+    assert studies._trained(RunFolder(tmp_path / "none"), SAVED) is False
+
+
+def test_studies_prune_the_checkpoint_and_predictions_only(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.checkpoint_dir.mkdir(parents=True)
+    run.predictions.write_text("{}\n")
+    run.metrics.write_text("{}")
+    studies.prune(run.root)
+    assert [p.name for p in Path(run.root).iterdir()] == ["metrics.json"]
