@@ -8,6 +8,7 @@
     <run>/predictions.jsonl      one line per evaluated item
     <run>/metrics.json           evaluation metrics
     <run>/checkpoint/            resume state (trainer-internal)
+    <run>/lofit_scaling/         an earlier stage of a multi-stage method (LoFiT), a run folder of its own
     <run>/../results.jsonl       the default results file: one line per run, shared by the runs beside it
 
 A run's identity is the part of config.json that defines its result. :func:`settings_diff` is the one comparison
@@ -40,7 +41,9 @@ TRAIN_ITEMS_NAME = "train_items.jsonl"
 RESULTS_NAME = "results.jsonl"
 OWNED_FILES = (CONFIG_NAME, TRAIN_ITEMS_NAME, "train_log.jsonl", "predictions.jsonl", "metrics.json")
 OWNED_DIRS = ("edit", "gates", "checkpoint")
-"""Everything a run writes into its folder; clearing a run deletes these and nothing else."""
+STAGE_DIRS = ("lofit_scaling",)
+"""Everything a run writes into its folder (its stages' folders included); clearing a run deletes these and nothing
+else."""
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -101,13 +104,24 @@ class RunFolder:
             )
         return self
 
+    def stage(self, name: str) -> RunFolder:
+        """The run folder of an earlier stage ``name`` (one of :data:`STAGE_DIRS`) inside this one."""
+        if name not in STAGE_DIRS:
+            raise ValueError(f"unknown stage folder {name!r}; a run folder holds {STAGE_DIRS}")
+        return RunFolder(self.root / name)
+
+    def stage_folders(self) -> list[RunFolder]:
+        """The earlier stages' run folders that exist (LoFiT's lofit_scaling/)."""
+        return [self.stage(name) for name in STAGE_DIRS if (self.root / name).is_dir()]
+
     def owned_paths(self) -> list[Path]:
         """The files and folders this run wrote that exist (what :meth:`clear` deletes)."""
-        return [path for path in (*(self.root / n for n in OWNED_FILES), *(self.root / n for n in OWNED_DIRS))
-                if path.exists()]
+        names = (*OWNED_FILES, *OWNED_DIRS, *STAGE_DIRS)
+        return [self.root / name for name in names if (self.root / name).exists()]
 
     def clear(self) -> None:
-        """Delete the run's own files (:data:`OWNED_FILES`, :data:`OWNED_DIRS`), nothing else beside them."""
+        """Delete the run's own files (:data:`OWNED_FILES`, :data:`OWNED_DIRS`, :data:`STAGE_DIRS`), nothing else
+        beside them."""
         for path in self.owned_paths():
             if path.is_dir():
                 shutil.rmtree(path)

@@ -12,13 +12,14 @@ import pytest
 from conftest import REPO
 
 from jola_lens import atomic
-from jola_lens.run_folder import OWNED_DIRS, OWNED_FILES, RunFolder, flatten, settings_diff
+from jola_lens.methods import METHODS, MethodConfig, stages
+from jola_lens.run_folder import OWNED_DIRS, OWNED_FILES, STAGE_DIRS, RunFolder, flatten, settings_diff
 from jola_lens.tasks.examples import Example
 from jola_lens.training.checkpoint import CheckpointMismatchError, check_fingerprint
 from jola_lens.training.output_dir import OutputDirError, prepare_output_dir
 
 sys.path.insert(0, str(REPO / "analysis"))
-import studies  # noqa: E402
+import studies
 
 SAVED = {"task": "extra/SST-2", "backend": "hf", "train": {"lr": 0.05, "seed": 42, "gate_lr": 0.05}}
 NOW = {"task": "extra/SST-2", "backend": "tl", "train": {"lr": 0.01, "seed": 42, "gate_lr": 0.05}}
@@ -80,14 +81,22 @@ def test_clear_deletes_exactly_the_files_a_run_owns(tmp_path):
     for name in OWNED_FILES:
         (run.root / name).parent.mkdir(parents=True, exist_ok=True)
         (run.root / name).write_text("{}")
-    for name in OWNED_DIRS:
+    for name in (*OWNED_DIRS, *STAGE_DIRS):
         (run.root / name).mkdir()
         (run.root / name / "inside.bin").write_bytes(b"x")
     (run.root / "notes.txt").write_text("mine")
     (run.root / "mine").mkdir()
-    assert len(run.owned_paths()) == len(OWNED_FILES) + len(OWNED_DIRS)
+    assert len(run.owned_paths()) == len(OWNED_FILES) + len(OWNED_DIRS) + len(STAGE_DIRS)
+    assert run.stage_folders() == [run.stage(name) for name in STAGE_DIRS]
     run.clear()
     assert sorted(p.name for p in run.root.iterdir()) == ["mine", "notes.txt"] and run.owned_paths() == []
+
+
+def test_every_methods_stage_folder_is_one_a_run_owns(tmp_path):
+    folders = {stage.folder for method in METHODS for stage in stages(MethodConfig(method)) if stage.folder}
+    assert folders and folders <= set(STAGE_DIRS)
+    with pytest.raises(ValueError, match=r"unknown stage folder 'notes'; a run folder holds \('lofit_scaling',\)"):
+        RunFolder(tmp_path).stage("notes")
 
 
 def test_train_items_round_trip(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ def prepare_output_dir(folder: RunFolder, identity: dict[str, Any], *, overwrite
                 raise OutputDirError(
                     f"--output_dir {root} holds a run with other settings ({'; '.join(differences)}). Repeat its "
                     "command to resume it, or pass --overwrite (or another --output_dir) to start a new run.")
-            if not any(has_checkpoint(f.checkpoint_dir) for f in (folder, *stage_folders(folder))):
+            if not any(has_checkpoint(f.checkpoint_dir) for f in (folder, *folder.stage_folders())):
                 raise OutputDirError(
                     f"--output_dir {root} holds a run without a resume checkpoint (trained with --save_strategy no, "
                     "or its checkpoint was removed). Pass --overwrite to train again, or evaluate it with "
@@ -65,17 +64,7 @@ def _check_writable(root: Path) -> None:
         raise OutputDirError(f"cannot write to --output_dir {root}: {error}") from error
 
 
-def stage_folders(folder: RunFolder) -> list[RunFolder]:
-    """The run folders of a multi-stage method's earlier stages inside ``folder`` (LoFiT's lofit_scaling/)."""
-    from jola_lens.methods import METHODS, MethodConfig, stages
-
-    names = sorted({stage.folder for method in METHODS for stage in stages(MethodConfig(method)) if stage.folder})
-    return [RunFolder(folder.root / name) for name in names if (folder.root / name).is_dir()]
-
-
 def clear_run(folder: RunFolder) -> None:
     """Delete a run folder's own files, its stage folders included (and nothing else that may sit beside them)."""
     logger.warning("--overwrite: deleting the previous run in %s", folder.root)
     folder.clear()
-    for stage in stage_folders(folder):
-        shutil.rmtree(stage.root, ignore_errors=True)

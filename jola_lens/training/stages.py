@@ -34,7 +34,7 @@ def train_method(method: MethodConfig, backend: Route, train: Sequence[EncodedEx
     previous = None
     for index, stage in enumerate(plan):
         last = index == len(plan) - 1
-        stage_run = run if last or run is None else RunFolder(run.root / stage.folder)
+        stage_run = run if last or run is None else run.stage(stage.folder)
         stage_fingerprint = dict(fingerprint or {}) | ({} if last else {"stage": stage.name})
         adapter = (first if index == 0 and first is not None else
                    build_adapter(method, backend, seed=config.seed, stage=stage.name, previous=previous,
