@@ -398,6 +398,9 @@ def test_a_lofit_run_trains_its_scaling_stage_in_a_sub_folder_and_resumes_it(tmp
     edit = (run.edit_dir / "jola_edit.safetensors").read_bytes()
     assert main(argv) == 0
     assert (run.edit_dir / "jola_edit.safetensors").read_bytes() == edit
+    assert main(["eval", "--edit", str(run.root), "--scoring", "likelihood", "--limit", "4", "--quiet"]) == 0
+    evaluation = json.loads(run.metrics.read_text())["evaluation"]
+    assert evaluation["method"] == "lofit" and evaluation["heads"]["additive"]["kept"] == 3
     assert main([*argv, "--overwrite"]) == 0
     assert scaling.edit_dir.is_dir()
 
