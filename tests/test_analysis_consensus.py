@@ -136,6 +136,12 @@ def test_consensus_figures():
     assert any(t.startswith("u · multiplicative\n3 seed(s), 0% of heads kept") for t in titles)
     images = [ax.images[0] for ax in fig.axes if ax.images]
     assert len(images) == 4 and {image.get_clim() for image in images} == {(0.0, 1.0)}
+    # t's additive panel: share of its 3 seeds that kept each head, drawn at [head, layer] (layers along x)
+    frequency = torch.zeros(3, 4)  # [layer, head]
+    for kept in ([(0, 0), (0, 1)], [(0, 0), (1, 1)], [(0, 0)]):
+        for layer, head in kept:
+            frequency[layer, head] += 1 / 3
+    np.testing.assert_allclose(np.ma.getdata(images[0].get_array()), frequency.T.numpy(), rtol=1e-6)
     single = plot_consensus_heatmap(consensus, "u")
     assert _marks(single) == [1] and "Consensus over seeds — u — m" in single._suptitle.get_text()
     with pytest.raises(ValueError, match=r"these runs form 2 seed groups \(t, u\); name one with group=\.\.\., or "
@@ -151,6 +157,8 @@ def test_interactive_consensus_with_plotly():
     heatmap = fig.data[0]
     assert "layer %{x}, head %{y}" in heatmap.hovertemplate and "edit norm" in heatmap.hovertemplate
     assert heatmap.z[0][0] == 1.0 and heatmap.customdata[0][0][0] == 3  # L0H0: kept by 3 of 3 seeds
+    z = np.array(heatmap.z, dtype=float)  # [head, layer]: L0H1 and L1H1 kept by 1 of 3 seeds, L1H0 by none
+    assert z.shape == (4, 3) and z[1, 0] == pytest.approx(1 / 3) and z[1, 1] == pytest.approx(1 / 3) and z[0, 1] == 0
     assert [trace.type for trace in fig.data] == ["heatmap", "scatter", "heatmap"]  # the above-chance mark
 
 

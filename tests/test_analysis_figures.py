@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 from matplotlib.figure import Figure
 from test_analysis_support import make_edit, make_run
 
@@ -54,6 +56,36 @@ def test_heatmap_one_run(shape):
     heat = fig.axes[0]
     assert heat.get_xlabel() == "layer" and heat.get_ylabel() == "head"
     assert len(heat.get_xticks()) <= shape[0]
+
+
+@pytest.mark.parametrize("shape", [(4, 4, 8), (3, 5, 8)], ids=["square", "3x5"])
+def test_heatmap_draws_each_head_in_its_own_cell(shape):
+    """The drawn image is the [layer, head] tensor with layers along x and heads along y, so image[head, layer]
+    equals tensor[layer, head]; a transposed (or flipped) heatmap fails, on a square grid too."""
+    edit = make_edit(*shape, seed=3)
+    fig = plot_head_heatmap(edit, "norm")
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title().split(" · ")[1].split("\n")[0] for ax in panels] == ["additive", "multiplicative"]
+    for ax, kind in zip(panels, ("additive", "multiplicative"), strict=True):
+        expected = getattr(edit, kind).detach().norm(dim=-1)  # [layer, head]
+        drawn = np.ma.getdata(ax.images[0].get_array())
+        assert drawn.shape == (shape[1], shape[0])
+        np.testing.assert_allclose(drawn, expected.T.numpy(), rtol=1e-6)
+        assert not np.allclose(drawn[: shape[0], : shape[0]].T, drawn[: shape[0], : shape[0]])  # not symmetric
+
+
+def test_grid_draws_each_runs_heads_in_their_cells():
+    sources = _sources((3, 5, 8), 2)
+    fig = plot_head_grid(sources, "p_nonzero")
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 4
+    for index, ax in enumerate(panels):
+        source, kind = sources[index // 2], ("additive", "multiplicative")[index % 2]
+        config = source.edit.config
+        logits = source.edit.gate_logits(kind).detach()  # [layer, head]
+        # P(g != 0) of the Hard Concrete gate: sigmoid(log alpha - beta * log(-gamma / zeta))
+        expected = torch.sigmoid(logits - config.beta * np.log(-config.gamma / config.zeta))
+        np.testing.assert_allclose(np.ma.getdata(ax.images[0].get_array()), expected.T.numpy(), rtol=1e-5)
 
 
 def test_grid_size_follows_the_head_grid():
