@@ -1,4 +1,9 @@
-"""Batches of prompt + target sequences: right padding, labels -100 on prompt and padding, seeded order."""
+"""Batches of prompt + target sequences: right padding, labels -100 on prompt and padding, seeded order.
+
+With length grouping (`epoch_batches(..., group_by_length=True)`) each epoch's seeded order is cut into runs of
+`GROUP_BATCHES` batches, each run sorted by length before it is cut into batches, and the batches are then
+shuffled: every example once per epoch, a pure function of (seed, epoch), much less padding.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from jaxtyping import Int
 from torch import Tensor
 
 from jola_lens.tasks.encoding import IGNORE_INDEX, EncodedExample
+
+GROUP_BATCHES = 16
+"""How many batches' worth of examples are sorted by length together when batches are grouped by length."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,25 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 def chunks(indices: Sequence[int], size: int) -> list[list[int]]:
     """Consecutive groups of ``size`` indices (the last one may be shorter)."""
     return [list(indices[i:i + size]) for i in range(0, len(indices), size)]
+
+
+def epoch_batches(lengths: Sequence[int], size: int, seed: int, epoch: int,
+                  group_by_length: bool = False) -> list[list[int]]:
+    """The batches (example indices) of one epoch: consecutive ``size`` examples of `epoch_order`, or with
+    ``group_by_length`` examples of similar length together (see the module doc)."""
+    order = epoch_order(len(lengths), seed, epoch)
+    if not group_by_length:
+        return chunks(order, size)
+    runs = chunks(order, size * GROUP_BATCHES)
+    batches = [batch for run in runs for batch in chunks(sorted(run, key=lengths.__getitem__), size)]
+    random.Random(f"jola-length-groups:{seed}:{epoch}").shuffle(batches)
+    return batches
+
+
+def padding_share(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
+    """Share of padding among the token slots of ``batches`` (each padded to its longest example)."""
+    slots = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
+    return 1 - sum(lengths[i] for batch in batches for i in batch) / slots
 
 
 def length_groups(lengths: Sequence[int], size: int) -> list[list[int]]:

@@ -14,6 +14,10 @@ from jola_lens.tasks import get_task
 from jola_lens.tasks.encoding import encode_example
 
 
+def pairs(prompts, choices):
+    return [[(prompt, option) for option in options] for prompt, options in zip(prompts, choices)]
+
+
 @pytest.fixture(scope="module")
 def backend(tiny_tokenizer):
     return make_route("hf", build_tiny_model("llama"), tiny_tokenizer)
@@ -35,8 +39,8 @@ def task(tiny_task):  # noqa: F811
 def test_option_logprobs_match_a_plain_forward_and_do_not_depend_on_batching(backend, tiny_tokenizer, strong_edit):
     prompts = ["w1 w30 w31", "w2 w40", "w1 w50 w51 w52 w53"]
     choices = [("w10", "w11"), ("w10 w12", "w11"), ("w13", "w14", "w15")]
-    one = option_logprobs(backend, tiny_tokenizer, prompts, choices, strong_edit, batch_size=1, progress=False)
-    three = option_logprobs(backend, tiny_tokenizer, prompts, choices, strong_edit, batch_size=3, progress=False)
+    one = option_logprobs(backend, tiny_tokenizer, pairs(prompts, choices), strong_edit, batch_size=1, progress=False)
+    three = option_logprobs(backend, tiny_tokenizer, pairs(prompts, choices), strong_edit, batch_size=3, progress=False)
     assert [len(x) for x in one] == [2, 2, 3]
     for a, b in zip(one, three):
         assert a == pytest.approx(b, abs=1e-4)
@@ -47,7 +51,7 @@ def test_option_logprobs_match_a_plain_forward_and_do_not_depend_on_batching(bac
     n = len(encoded.input_ids)
     expected = logprobs[n - 3, encoded.input_ids[n - 2]] + logprobs[n - 2, encoded.input_ids[n - 1]]
     assert one[1][0] == pytest.approx(expected.item(), abs=1e-4)
-    bare = option_logprobs(backend, tiny_tokenizer, prompts, choices, None, progress=False)
+    bare = option_logprobs(backend, tiny_tokenizer, pairs(prompts, choices), None, progress=False)
     assert bare[0] != pytest.approx(one[0], abs=1e-3)
 
 
@@ -75,8 +79,8 @@ def test_every_backend_generates_and_scores_alike(name, backend, tiny_tokenizer,
     kwargs = dict(max_new_tokens=5, batch_size=2, progress=False)
     assert (generate_responses(other, tiny_tokenizer, prompts, strong_edit, **kwargs)
             == generate_responses(backend, tiny_tokenizer, prompts, strong_edit, **kwargs))
-    a = option_logprobs(other, tiny_tokenizer, prompts, choices, strong_edit, batch_size=2, progress=False)
-    b = option_logprobs(backend, tiny_tokenizer, prompts, choices, strong_edit, batch_size=2, progress=False)
+    a = option_logprobs(other, tiny_tokenizer, pairs(prompts, choices), strong_edit, batch_size=2, progress=False)
+    b = option_logprobs(backend, tiny_tokenizer, pairs(prompts, choices), strong_edit, batch_size=2, progress=False)
     for x, y in zip(a, b):
         assert x == pytest.approx(y, abs=1e-4)
 

@@ -14,8 +14,10 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from transformers import GenerationConfig
 
+from jola_lens.backends.head import Positions, gathered_logits, logits_only_at
 from jola_lens.edit import JoLAEdit
 from jola_lens.methods.base import Adapter
+from jola_lens.methods.jola import JoLAAdapter
 
 ROUTES = ("hf", "tl", "nnsight")
 
@@ -35,13 +37,40 @@ class Route:
         return next(self.hf_model.parameters()).device
 
     def forward(self, edit: JoLAEdit | Adapter | None, input_ids: Int[Tensor, "batch pos"],
-                attention_mask: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos vocab"]:
-        """Logits with ``edit`` (a JoLA edit, or any method's adapter) applied (gradients reach the edit)."""
-        if isinstance(edit, Adapter):
-            return edit.forward(input_ids, attention_mask)
-        if edit is None:
-            return self.hf_model(input_ids=input_ids, attention_mask=attention_mask).logits
-        return self.module.forward(self.model, edit, input_ids, attention_mask)
+                attention_mask: Int[Tensor, "batch pos"], *,
+                logits_at: Positions | None = None) -> Float[Tensor, "... vocab"]:
+        """Logits with ``edit`` (a JoLA edit, or any method's adapter) applied (gradients reach the edit):
+        ``[batch, pos, vocab]``, or ``[n, vocab]`` at ``logits_at`` only (the head projects just those)."""
+        with logits_only_at(self.hf_model, logits_at):
+            if isinstance(edit, Adapter):
+                logits = edit.forward(input_ids, attention_mask)
+            elif edit is None:
+                logits = self.hf_model(input_ids=input_ids, attention_mask=attention_mask).logits
+            else:
+                logits = self.module.forward(self.model, edit, input_ids, attention_mask)
+        return logits if logits_at is None else gathered_logits(logits, logits_at)
+
+    def run(self, edit: JoLAEdit | Adapter | None, input_ids: Int[Tensor, "batch pos"],
+            attention_mask: Int[Tensor, "batch cached_and_pos"], *, logits_at: Positions | None = None,
+            **model_kwargs: Any) -> tuple[Float[Tensor, "... vocab"], Any]:
+        """(logits, the model's KV cache) of one forward with ``edit`` applied; ``model_kwargs`` go to the Hugging
+        Face forward (``position_ids``, ``past_key_values``, ``use_cache``), the edit through this route's own
+        mechanism (hf hooks, TransformerLens hook_z, an nnsight trace). Logits as in :meth:`forward`."""
+        if isinstance(edit, JoLAAdapter):
+            edit = edit.edit
+        with logits_only_at(self.hf_model, logits_at):
+            if isinstance(edit, Adapter):
+                with edit.attached():
+                    output = self.hf_model(input_ids=input_ids, attention_mask=attention_mask, **model_kwargs)
+            elif edit is not None and self.name == "nnsight":
+                with self.model.trace(input_ids, attention_mask=attention_mask, **model_kwargs):
+                    self.module.apply_edit(self.model, edit)
+                    output = self.model.output.save()
+            else:
+                with edit.attached(self.model) if edit is not None else nullcontext():
+                    output = self.hf_model(input_ids=input_ids, attention_mask=attention_mask, **model_kwargs)
+        logits = output.logits if logits_at is None else gathered_logits(output.logits, logits_at)
+        return logits, getattr(output, "past_key_values", None)
 
     def generate(self, edit: JoLAEdit | Adapter | None, input_ids: Int[Tensor, "batch pos"],
                  attention_mask: Int[Tensor, "batch pos"], config: GenerationConfig) -> Int[Tensor, "batch total"]:

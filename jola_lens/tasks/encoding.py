@@ -9,10 +9,12 @@ IGNORE_INDEX = -100
 
 @dataclass(frozen=True)
 class EncodedExample:
-    """Token ids of prompt + target; `labels` is -100 on every prompt token and the ids on target tokens."""
+    """Token ids of prompt + target; `labels` is -100 on every prompt token and the ids on target tokens;
+    `truncated`: how many prompt tokens were cut from the left to fit `max_length`."""
 
     input_ids: list[int]
     labels: list[int]
+    truncated: int = 0
 
     @property
     def prompt_length(self) -> int:
@@ -40,11 +42,10 @@ def encode_example(tokenizer, prompt: str, target: str, max_length: int = 400,
             raise ValueError("add_eos=True but the tokenizer has no eos_token_id")
         target_ids.append(tokenizer.eos_token_id)
     keep_bos = int(bool(prompt_ids) and prompt_ids[0] == getattr(tokenizer, "bos_token_id", None))
-    overflow = len(prompt_ids) + len(target_ids) - max_length
-    if overflow > 0:
-        if overflow > len(prompt_ids) - keep_bos:
-            raise ValueError(f"the target alone has {len(target_ids)} tokens, more than max_length={max_length} "
-                             f"allows after the prompt's {keep_bos} kept token(s)")
-        prompt_ids = prompt_ids[:keep_bos] + prompt_ids[keep_bos + overflow:]
-    return EncodedExample(input_ids=prompt_ids + target_ids,
-                          labels=[IGNORE_INDEX] * len(prompt_ids) + target_ids)
+    overflow = max(len(prompt_ids) + len(target_ids) - max_length, 0)
+    if overflow > len(prompt_ids) - keep_bos:
+        raise ValueError(f"the target alone has {len(target_ids)} tokens, more than max_length={max_length} "
+                         f"allows after the prompt's {keep_bos} kept token(s)")
+    prompt_ids = prompt_ids[:keep_bos] + prompt_ids[keep_bos + overflow:]
+    return EncodedExample(input_ids=prompt_ids + target_ids, labels=[IGNORE_INDEX] * len(prompt_ids) + target_ids,
+                          truncated=overflow)
