@@ -32,9 +32,8 @@ uninterrupted run; other settings are refused with the differing keys listed (--
 The first Ctrl-C saves a checkpoint after the current step and exits; a second one aborts at once.
 
 head selection: with the paper's settings the gates rarely close (the penalty is divided by layers x heads).
-Measured on extra/SST-2 (embedded, --formulation text, SmolLM2-135M, 200 examples, 3 epochs): paper settings
-78.0% accuracy with 0/270 gates closed; --gate_lr 0.1 --penalty_scale 10 gave 81.0% with 258/270
-multiplicative and 3/270 additive gates closed. Raise --gate_lr and --penalty_scale to make JoLA select heads.
+Raise --gate_lr and --penalty_scale (e.g. --gate_lr 0.1 --penalty_scale 10) to make JoLA select heads; the
+README's "Measured" section lists what that gives.
 
 examples:
   jola-lens train --task extra/SST-2 --formulation text --num_epoch 3 --output_dir runs/sst2 --run_mode train_eval
