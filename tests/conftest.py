@@ -64,9 +64,21 @@ def smollm2():
     return load_model()
 
 
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
+REQUIRE_DATA = "JOLA_REQUIRE_DATA"
+"""Set to 1 (as .ci/run does) and a missing benchmark data folder fails the tests that need it instead of skipping."""
+
+
+def find_data_dir() -> Path:
+    """$JOLA_DATA_DIR, else shared/data beside the checkout; fails (with $JOLA_REQUIRE_DATA=1) or skips when absent."""
     path = Path(os.environ.get("JOLA_DATA_DIR", REPO.parent / "shared" / "data"))
     if not path.is_dir():
-        pytest.skip(f"benchmark data not found at {path} (set JOLA_DATA_DIR)")
+        message = f"benchmark data not found at {path} (set JOLA_DATA_DIR)"
+        if os.environ.get(REQUIRE_DATA, "") not in ("", "0"):
+            pytest.fail(f"{message}; {REQUIRE_DATA}={os.environ[REQUIRE_DATA]} requires it", pytrace=False)
+        pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return find_data_dir()
