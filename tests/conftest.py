@@ -35,6 +35,16 @@ def build_tiny_model(arch: str, seed: int = 0, vocab_size: int = 128):
     return model.eval().requires_grad_(False)
 
 
+@pytest.fixture(autouse=True)
+def restore_task_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test leaves the task registry as it found it: names a test registers are gone after it."""
+    from jola_lens.tasks import registry  # importing jola_lens.tasks registers the built-in tasks first
+
+    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
+    monkeypatch.setattr(registry, "_FULL", dict(registry._FULL))
+    monkeypatch.setattr(registry, "_BARE", {key: set(names) for key, names in registry._BARE.items()})
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tmp_path_factory: pytest.TempPathFactory):
     """A word-level tokenizer over 'w0'..'w124' saved to disk (TransformerLens reloads tokenizers by path)."""

@@ -23,3 +23,19 @@ def test_ci_requires_the_data_and_runs_the_readme_test_command():
     lines = [line.strip() for line in script.splitlines() if line.strip() and not line.startswith("#")]
     assert "export JOLA_REQUIRE_DATA=1" in lines and lines[-1] == "make test"
     assert lines.index("export JOLA_REQUIRE_DATA=1") < lines.index("make test")
+
+
+def test_a_task_registered_by_a_test_is_there_during_it():
+    from jola_lens.tasks import get_task, list_tasks, register_task
+
+    register_task("ci-leak/probe", lambda: get_task("extra/SST-2"))
+    assert "ci-leak/probe" in list_tasks() and get_task("probe").name == "extra/SST-2"
+
+
+def test_and_gone_after_it():
+    """Runs after the test above: the autouse registry fixture in conftest.py removed its task."""
+    from jola_lens.tasks import get_task, list_tasks
+
+    assert "ci-leak/probe" not in list_tasks() and "extra/SST-2" in list_tasks()
+    with pytest.raises(ValueError, match=r"unknown task 'ci-leak/probe'"):
+        get_task("ci-leak/probe")
