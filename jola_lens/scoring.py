@@ -81,11 +81,10 @@ def encode_items(tokenizer: Any, requests: Sequence[Sequence[Request]], ids: Seq
     for item_id, pairs in zip(ids, requests, strict=True):
         options = tuple(_encode_option(tokenizer, item_id, k, prompt, option, limit, max_length, context)
                         for k, (prompt, option) in enumerate(pairs))
-        shared = _shared_length(options)
-        if shared == 0:
+        if any(o.prompt_length == 0 for o in options):
             raise ValueError(f"item {item_id}: the prompt is empty after tokenization and the tokenizer adds no BOS "
                              "token, so nothing precedes the first option token; give the item a prompt")
-        items.append(EncodedItem(item_id, options, shared))
+        items.append(EncodedItem(item_id, options, _shared_length(options)))
         cut.extend(o.truncated for o in options if o.truncated)
     if cut:
         logger.warning("%d option sequence(s) of %d items did not fit %d tokens: their prompts were cut from the left "
@@ -141,10 +140,14 @@ def option_logprobs(route: Route, tokenizer: Any, requests: Sequence[Sequence[Re
     pad = pad_token_id(tokenizer)
     results: list[list[float]] = [[] for _ in items]
     groups = length_groups([max(len(o.input_ids) for o in item.options) for item in items], batch_size)
-    score = _shared_prefix_sums if shared_prefix else _full_sequence_sums
     for group in tqdm(groups, desc="scoring options", leave=False, disable=not progress):
-        for i, sums in zip(group, score(route, edit, [items[i] for i in group], pad)):
-            results[i] = sums
+        # options that share no token (prompts cut differently from the left, without BOS) run whole
+        prefixed = [i for i in group if shared_prefix and items[i].shared > 0]
+        whole = [i for i in group if i not in prefixed]
+        for part, score in ((prefixed, _shared_prefix_sums), (whole, _full_sequence_sums)):
+            if part:
+                for i, sums in zip(part, score(route, edit, [items[i] for i in part], pad)):
+                    results[i] = sums
     return results
 
 

@@ -118,3 +118,41 @@ def test_likelihood_needs_options_and_scoring_is_checked(backend, tiny_tokenizer
         evaluate(backend, tiny_tokenizer, task, [Example("x", "w1", "w10")], scoring="likelihood", progress=False)
     with pytest.raises(ValueError, match="unknown scoring"):
         evaluate(backend, tiny_tokenizer, task, task.load_split("test")[:1], scoring="vibes", progress=False)
+
+
+def test_evaluate_restores_the_mode_it_found(backend, tiny_tokenizer, task):
+    examples = task.load_split("test")[:4]
+    edit = JoLAEdit.for_model(backend.hf_model, seed=1, init_std=0.5)
+    kwargs = {"scoring": "likelihood", "prompt_style": "plain", "batch_size": 2, "progress": False}
+    scored_in_eval = evaluate(backend, tiny_tokenizer, task, examples, edit.eval(), **kwargs)
+    assert not edit.training
+    edit.train()
+    scored_from_train = evaluate(backend, tiny_tokenizer, task, examples, edit, **kwargs)
+    assert edit.training  # the caller's training mode is back
+    assert ([r["option_logprobs"] for r in scored_from_train.records]
+            == [r["option_logprobs"] for r in scored_in_eval.records])  # scored with deterministic gates
+
+
+def test_items_whose_options_go_into_the_prompt_score_the_shared_continuation(backend, tiny_tokenizer, task,
+                                                                               strong_edit):
+    from jola_lens.tasks.examples import Example
+
+    example = Example("wino", "w1 w2 w3", " w7 w8", choices=("w3", "w4"), answer_index=0, references=(" w7 w8",),
+                      option_instructions=("w1 w2 w3", "w1 w2 w4"))
+    result = evaluate(backend, tiny_tokenizer, task, [example], strong_edit, scoring="likelihood",
+                      prompt_style="plain", progress=False)
+    expected = option_logprobs(backend, tiny_tokenizer, [[("w1 w2 w3", " w7 w8"), ("w1 w2 w4", " w7 w8")]],
+                               strong_edit, progress=False)[0]
+    record = result.records[0]
+    assert record["option_logprobs"] == pytest.approx(expected, abs=1e-5) and expected[0] != expected[1]
+    assert record["likelihood_prediction"] == ("w3", "w4")[max((0, 1), key=expected.__getitem__)]
+    assert result.metrics["likelihood"]["acc"] == result.metrics["likelihood"]["acc_norm"]
+    with pytest.raises(ValueError, match="puts each option in its own prompt .* use --scoring likelihood"):
+        evaluate(backend, tiny_tokenizer, task, [example], strong_edit, scoring="both", progress=False)
+
+
+def test_acc_norm_divides_by_the_option_without_its_delimiter():
+    from jola_lens.evaluation import option_length
+
+    # lm-eval divides by len(choice); the continuation it scores is " " + choice
+    assert [option_length(o) for o in (" The nervous system", "answer1", "  Many", " ", "")] == [18, 7, 5, 1, 1]
