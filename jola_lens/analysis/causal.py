@@ -9,7 +9,7 @@ lowest-ranked heads, and compares their test accuracy with the full edit and the
   correct_random(i), which keeps the pairing by item and treats the draws as one reference.
 
 A selection counts as meaningful when top-k beats random-k with p < ``alpha`` (and a higher accuracy).
-This module computes; it trains nothing (the study script asks the trainer for the runs).
+This module computes; it trains nothing (:mod:`jola_lens.analysis.causal_check` trains and scores the runs).
 """
 
 from __future__ import annotations
@@ -31,13 +31,19 @@ ALPHA = 0.05
 def causal_head_sets(scores: Float[Tensor, "layer head"], k: int, n_random: int = 3,
                      seed: int = 0) -> dict[str, HeadSet]:
     """``{"top": ..., "bottom": ..., "random-0": ..., ...}``: the k highest- and lowest-scoring heads, and
-    ``n_random`` seeded draws of k heads; ties are broken by head order."""
-    n_layers, n_heads = scores.shape
-    total = n_layers * n_heads
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < total:
-        raise ValueError(f"k must be a number of heads in [1, {total - 1}] (the model has {total}), got {k!r}")
+    ``n_random`` seeded draws of k heads; ties are broken by head order. NaN scores (heads the edits do not
+    cover) are no candidates for any set."""
+    n_heads = scores.shape[1]
     flat = scores.flatten().double()
-    order = sorted(range(total), key=lambda i: (-flat[i].item(), i))
+    candidates = (~torch.isnan(flat)).nonzero().flatten().tolist()
+    total = len(candidates)
+    where = (f"the model has {total}" if total == flat.numel()
+             else f"the edits cover {total} of the model's {flat.numel()}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < total:
+        raise ValueError(f"k must be a number of heads in [1, {total - 1}] ({where}), got {k!r}")
+    if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 0:
+        raise ValueError(f"n_random must be a number of random head sets >= 0, got {n_random!r}")
+    order = sorted(candidates, key=lambda i: (-flat[i].item(), i))
 
     def heads(indices: Sequence[int]) -> HeadSet:
         return tuple(sorted((i // n_heads, i % n_heads) for i in indices))
@@ -45,7 +51,7 @@ def causal_head_sets(scores: Float[Tensor, "layer head"], k: int, n_random: int 
     sets = {"top": heads(order[:k]), "bottom": heads(order[-k:])}
     generator = torch.Generator().manual_seed(seed)
     for draw in range(n_random):
-        sets[f"random-{draw}"] = heads(torch.randperm(total, generator=generator)[:k].tolist())
+        sets[f"random-{draw}"] = heads([candidates[i] for i in torch.randperm(total, generator=generator)[:k]])
     return sets
 
 

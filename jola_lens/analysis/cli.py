@@ -6,7 +6,8 @@ heads across runs (grid, overlap, depth profile) are drawn once per model, their
 Runs of one task, model and settings that differ in seed form seed groups. With such groups it also writes the
 consensus over seeds (consensus.csv, consensus heatmaps), stability against chance (stability.csv) and the task
 comparison (task-comparison.csv), and prints their verdicts; with one run per task it says that the figures
-cannot separate task from seed.
+cannot separate task from seed. ``--causal K`` also trains and scores each group's causal check
+(:mod:`jola_lens.analysis.causal_check`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,16 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     parser.add_argument("--logit-lens", action="store_true",
                         help="also load each base model and show the tokens the strongest additive edits promote "
                              "and suppress")
+    causal = parser.add_argument_group("causal check", "does a seed group's consensus head selection matter? "
+                                       "(trains runs: see jola_lens.analysis.causal_check)")
+    causal.add_argument("--causal", type=int, metavar="K",
+                        help="for every seed group, train its settings on the consensus top-K heads, the bottom-K "
+                             "and --causal-random random K-head sets, score them with the full edit and zero-shot on "
+                             "the same test items, and write DIR/causal-<group>/causal.{csv,md} (resumable)")
+    causal.add_argument("--causal-random", type=int, default=3, metavar="N",
+                        help="random head sets per group (default: %(default)s)")
+    causal.add_argument("--causal-limit", type=int, metavar="N",
+                        help="test items per run (default: as many as the group's runs were scored on)")
     parser.set_defaults(func=run_analyze)
     return parser
 
@@ -83,6 +94,9 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.permutations < 1:
         raise ValueError(f"--permutations must be at least 1, got {args.permutations}")
     sources = load_sources(args.runs)
+    if args.causal is not None and not any(group.n_runs > 1 for group in seed_groups(sources)):
+        raise ValueError("--causal needs a seed group: runs of one task that differ only in the seed (at least 2, "
+                         "better 3). " + SEEDS_ADVICE)
     if args.color == "change":
         missing = [source.label for source in sources if source.initial_logits is None]
         if missing:
@@ -136,6 +150,8 @@ def _analyze(args: argparse.Namespace) -> int:
     sections = [_seed_section(table, groups, args, write, figures), _scalings_section(sources, args.top_k)]
     if args.logit_lens:
         sections.append(_logit_lens_section(sources, args, write, figures, notes))
+    if args.causal is not None:
+        sections.append(_causal_section(sources, groups, args))
     markdown = _summary_document(sources, table, args.top_k, notes, sections, figures)
     write("summary.md", markdown)
     return 0
@@ -193,6 +209,25 @@ def _seed_section(table: pd.DataFrame, groups: list[SeedGroup], args: argparse.N
     lines += ["", f"### Heads kept most consistently across seeds (top {args.top_k} per group and kind)", "",
               to_markdown(consensus_heads(multi, args.top_k)), ""]
     return "\n".join(lines)
+
+
+def _causal_section(sources: list[EditSource], groups: list[SeedGroup], args: argparse.Namespace) -> str:
+    """Run the causal check of every seed group with several runs, each into DIR/causal-<group>/."""
+    from jola_lens.analysis.causal_check import run_causal_check
+
+    lines = ["## Causal check", "", (f"Per seed group: runs trained on the consensus top-{args.causal} heads, the "
+                                     f"bottom-{args.causal} and {args.causal_random} random sets of {args.causal}, "
+                                     "compared with the full edit and zero-shot on the same test items."), ""]
+    by_label = {source.label: source for source in sources}
+    print("Causal check:")
+    for group in (g for g in groups if g.n_runs > 1):
+        folder = f"causal-{slug(group.name)}"
+        check = run_causal_check([by_label[label] for label in group.runs], k=args.causal,
+                                 n_random=args.causal_random, output_dir=Path(args.output) / folder,
+                                 limit=args.causal_limit)
+        print(f"  {group.name}: {check.verdict} (wrote {Path(args.output) / folder})")
+        lines.append(f"- {group.name}: {check.verdict} ([causal.md]({folder}/causal.md))")
+    return "\n".join(lines) + "\n"
 
 
 def _scalings_section(sources: list[EditSource], top_k: int) -> str:
