@@ -28,15 +28,18 @@ def edit_with_logits(seed=0):
 def test_lagrangian_value_and_target_warmup_by_hand():
     edit = edit_with_logits()
     target = SparsityTarget(edit, target=6, warmup=10)
-    assert [target.target_at(t) for t in (0, 5, 10, 20)] == [20.0, 13.0, 6.0, 6.0]
+    assert [target.target_at(t) for t in (0, 5, 10, 20)] == [20.0, 13.0, 6.0, 6.0]  # before the first loss
     with torch.no_grad():
         target.multipliers.copy_(torch.tensor([[0.5, 0.25], [2.0, 0.1]]))
     c = edit.config
-    total = 0.0
-    for row, kind in enumerate(("additive", "multiplicative")):
-        gap = hc.prob_nonzero(edit.gate_logits(kind), c.beta, c.gamma, c.zeta).sum().item() - 13.0
-        total += target.multipliers[row, 0].item() * gap + target.multipliers[row, 1].item() * gap ** 2
+    opened = [hc.prob_nonzero(edit.gate_logits(kind), c.beta, c.gamma, c.zeta).sum().item()
+              for kind in ("additive", "multiplicative")]
+    k0 = sum(opened) / 2  # the first loss fixes k_0 at the mean expected number of open gates
+    k5 = k0 + (6 - k0) * 5 / 10
+    total = sum(target.multipliers[row, 0].item() * (o - k5) + target.multipliers[row, 1].item() * (o - k5) ** 2
+                for row, o in enumerate(opened))
     assert target.loss(edit, 5).item() == pytest.approx(total / 20, rel=1e-5)
+    assert target.start == pytest.approx(k0) and target.target_at(10) == 6.0
 
 
 def test_target_is_held_and_the_task_decides_which_heads():

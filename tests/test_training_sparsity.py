@@ -35,7 +35,7 @@ def test_sparsity_target_closes_gates_down_to_the_target(model, data, tiny_token
     result = trainer.fit()
     for kind, open_count in trainer.sparsity_target.expected_open(result.edit).items():
         assert open_count.item() == pytest.approx(2, abs=1.0), kind
-        assert int(result.edit.selected_heads()[kind].sum()) <= 3, kind
+        assert int(result.edit.selected_heads()[kind].sum()) <= 4, kind  # of 8 heads
 
 
 def test_resume_with_a_sparsity_target_is_exact(model, data, tiny_tokenizer, tmp_path):  # noqa: F811

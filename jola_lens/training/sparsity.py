@@ -12,8 +12,8 @@ heads survive then follows the seed, not the task. Two remedies, both off by def
       L = lambda_1 (E[L0] - k_t) + lambda_2 (E[L0] - k_t)^2,   E[L0] = sum over heads of P(g != 0)
 
   with the multipliers trained by gradient ascent (they grow while the model keeps more than k_t heads open) and the
-  target k_t moving linearly from every head to ``target`` over ``warmup`` steps, so that runs compare at equal
-  sparsity whatever the seed. The Lagrangian is divided by the number of heads, like the spec's penalty.
+  target k_t moving linearly from the expected number open at the first step to ``target`` over ``warmup`` steps (a
+  start at every head would first push the gates open), so that runs compare at equal sparsity whatever the seed. The Lagrangian is divided by the number of heads, like the spec's penalty.
 """
 
 from __future__ import annotations
@@ -70,13 +70,16 @@ class SparsityTarget(nn.Module):
             raise ValueError(f"the sparsity target's multiplier lr must be > 0, got {lr}")
         self.n_heads, self.target, self.warmup = n_heads, target, warmup
         self.multipliers = nn.Parameter(torch.zeros(len(self.kinds), 2))
+        self.start: float | None = None
+        """k_0: the expected number of open gates (mean over kinds) when the target first acts."""
         self.optimizer = torch.optim.Adam([self.multipliers], lr=lr, maximize=True)
 
     def target_at(self, step: int) -> float:
-        """k_t: from every edited head at step 0 down to ``target`` at step ``warmup``."""
+        """k_t: from k_0 (every edited head until :meth:`loss` has set it) down to ``target`` at step ``warmup``."""
         if self.warmup == 0 or step >= self.warmup:
             return float(self.target)
-        return self.n_heads + (self.target - self.n_heads) * step / self.warmup
+        start = self.n_heads if self.start is None else self.start
+        return start + (self.target - start) * step / self.warmup
 
     def expected_open(self, edit: JoLAEdit) -> dict[str, Tensor]:
         """E[L0] per gated edit kind: the sum of P(g != 0) over its heads (differentiable)."""
@@ -89,15 +92,20 @@ class SparsityTarget(nn.Module):
         return out
 
     def reached(self, edit: JoLAEdit, step: int) -> bool:
-        """Whether the warm-up is over and every gated kind holds the target, within max(1, 10%) heads."""
+        """Whether the warm-up is over and every gated kind keeps the target number of heads at evaluation (gate > 0),
+        within max(1, 10%) heads."""
         tolerance = max(1.0, 0.1 * self.target)
-        return step >= self.warmup and all(abs(open_count.item() - self.target) <= tolerance
-                                           for open_count in self.expected_open(edit).values())
+        selected = edit.selected_heads()
+        return step >= self.warmup and all(abs(int(selected[kind].sum()) - self.target) <= tolerance
+                                           for kind in self.kinds)
 
     def loss(self, edit: JoLAEdit, step: int) -> Tensor:
+        expected = self.expected_open(edit)
+        if self.start is None:
+            self.start = max(float(self.target), sum(v.item() for v in expected.values()) / len(expected))
         k = self.target_at(step)
         total = torch.zeros(())
-        for row, open_count in enumerate(self.expected_open(edit).values()):
+        for row, open_count in enumerate(expected.values()):
             gap = open_count - k
             total = total + self.multipliers[row, 0] * gap + self.multipliers[row, 1] * gap ** 2
         return total / self.n_heads
@@ -111,7 +119,7 @@ class SparsityTarget(nn.Module):
         """Multipliers and their optimizer state, as plain lists (for the checkpoint's JSON)."""
         optimizer = self.optimizer.state_dict()
         moments = optimizer["state"].get(0, {})
-        return {"multipliers": self.multipliers.detach().tolist(),
+        return {"multipliers": self.multipliers.detach().tolist(), "start": self.start,
                 "step": float(moments["step"]) if "step" in moments else 0.0,
                 "exp_avg": moments["exp_avg"].tolist() if "exp_avg" in moments else None,
                 "exp_avg_sq": moments["exp_avg_sq"].tolist() if "exp_avg_sq" in moments else None}
@@ -119,6 +127,7 @@ class SparsityTarget(nn.Module):
     def load_state(self, state: dict) -> None:
         with torch.no_grad():
             self.multipliers.copy_(torch.tensor(state["multipliers"]))
+        self.start = state.get("start")
         if state.get("exp_avg") is not None:
             optimizer = self.optimizer.state_dict()
             optimizer["state"] = {0: {"step": torch.tensor(state["step"]),
