@@ -141,7 +141,7 @@ def test_heatmap_rejects_bad_input():
         plot_head_heatmap(sources[0], "bogus")
     with pytest.raises(ValueError, match="epoch-0000"):
         plot_head_heatmap(sources[0], "change")
-    with pytest.raises(MixedModelsError):
+    with pytest.raises(MixedModelsError, match=r"these runs come from 2 base models \(org/model, other/model\)"):
         plot_head_grid([sources[0], EditSource("x", "x", "other/model", sources[1].edit)])
 
 

@@ -61,7 +61,7 @@ def test_overlap_matrices_from_edits():
 
 
 def test_overlap_refuses_mixed_models():
-    with pytest.raises(MixedModelsError):
+    with pytest.raises(MixedModelsError, match=r"2 base models \(m1, m2\); heads of different models do not "):
         overlap_matrices([_source("a", {}, "m1"), _source("b", {}, "m2")])
 
 

@@ -83,7 +83,7 @@ def test_hf_cache_dir_is_set_before_the_hf_libraries_load(monkeypatch, tmp_path)
 
 
 def test_only_attention_can_be_edited(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match=r"^2$"):  # argparse's usage error; its message is on stderr
         parse(["train", "--applied_module", "mlp"])
     assert "invalid choice: 'mlp'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="attention-head outputs only"):

@@ -31,7 +31,7 @@ def test_flags_default_to_cloze_and_a_two_task_seed_control(tmp_path):
 
 
 def test_a_control_seed_equal_to_the_seed_is_refused(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match=r"^2$"):  # argparse's usage error; its message is on stderr
         studies.parse_args("d", "study", TASKS, argv=["--control-seed", "42"])
     assert "--control-seed must differ from --seed" in capsys.readouterr().err
 

@@ -86,9 +86,14 @@ def test_epoch_order_is_a_seeded_permutation():
 
 def test_config_rejects_bad_values():
     assert TrainConfig().gate_lr == TrainConfig().lr == 5e-3
-    for bad in (dict(lr=0), dict(train_batch=0), dict(save_strategy="often"), dict(gate_scheduler="sometimes"),
-                dict(penalty_scale=-1), dict(num_epoch=1.5), dict(gate_lambda=2)):
-        with pytest.raises(ValueError):
+    for bad, message in ((dict(lr=0), r"lr must be > 0, got 0"),
+                         (dict(train_batch=0), r"train_batch must be an integer >= 1, got 0"),
+                         (dict(save_strategy="often"), r"unknown save_strategy 'often'; choose one of \('best', "),
+                         (dict(gate_scheduler="sometimes"), r"unknown gate_scheduler 'sometimes'; choose one of"),
+                         (dict(penalty_scale=-1), r"penalty_scale must be >= 0, got -1"),
+                         (dict(num_epoch=1.5), r"num_epoch must be an integer >= 1, got 1.5"),
+                         (dict(gate_lambda=2), r"gate_lambda must be in \[0, 1\], got 2")):
+        with pytest.raises(ValueError, match=message):
             TrainConfig(**bad)
 
 
@@ -108,6 +113,47 @@ def test_short_training_reduces_loss_and_moves_gates(model, data, tiny_tokenizer
     assert [epoch for epoch, _, _ in run.read_gate_snapshots()] == [0, 1, 2, 3, 4]
     assert (run.edit_dir / WEIGHTS_NAME).is_file()
     assert not result.edit.training
+
+
+def test_gate_lr_reaches_the_gate_parameter_group(model, data, tiny_tokenizer):
+    """AdamW's first step moves every parameter with a gradient by its group's lr (m / sqrt(v) = sign(g)):
+    the gate logits by gate_lr, the edit vectors by lr."""
+    one_step = (data[0][:8], data[1])
+    trainer = make_trainer(model, one_step, tiny_tokenizer, num_epoch=1, lr=1e-3, gate_lr=0.2, warmup_steps=0,
+                           save_strategy="last")
+    gate_params = {id(trainer.edit.gate_logits(kind)) for kind in ("additive", "multiplicative")}
+    groups = {tuple(sorted(id(p) for p in group["params"])): group["lr"] for group in trainer.optimizer.param_groups}
+    assert groups[tuple(sorted(gate_params))] == 0.2 and sorted(groups.values()) == [1e-3, 0.2]
+    before = {name: p.detach().clone() for name, p in trainer.edit.named_parameters()}
+    trainer.fit()
+    for name, p in trainer.edit.named_parameters():
+        step = (p.detach() - before[name]).abs()
+        expected = 0.2 if name.endswith("_gate_logits") else 1e-3
+        assert step.max().item() == pytest.approx(expected, rel=1e-3), name
+        assert step.max().item() <= expected * (1 + 1e-5), name
+
+
+@pytest.mark.parametrize("max_grad_norm", [1e-3, 0.0], ids=["clipped", "off"])
+def test_max_grad_norm_clips_the_global_gradient_norm(model, data, tiny_tokenizer, max_grad_norm):
+    """The gradients AdamW sees are the raw ones scaled by min(1, max_norm / (total norm + 1e-6)), the total norm
+    taken over every trainable parameter at once (torch's clip_grad_norm_); 0 leaves them as they are."""
+    trainer = make_trainer(model, (data[0][:8], data[1]), tiny_tokenizer, num_epoch=1, max_grad_norm=max_grad_norm)
+    raw: dict[int, torch.Tensor] = {}
+    for p in trainer.params:
+        p.register_hook(lambda grad, key=id(p): raw.__setitem__(key, grad.detach().clone()))
+    seen: list[dict[int, torch.Tensor]] = []
+    trainer.optimizer.register_step_pre_hook(
+        lambda optimizer, args, kwargs: seen.append({id(p): p.grad.detach().clone() for p in trainer.params}))
+    trainer.fit()
+    assert len(seen) == 1 and raw.keys() == seen[0].keys()
+    total = torch.sqrt(sum((g.double() ** 2).sum() for g in raw.values()))
+    scale = min(1.0, max_grad_norm / (total.item() + 1e-6)) if max_grad_norm > 0 else 1.0
+    if max_grad_norm > 0:
+        assert total.item() > 10 * max_grad_norm  # the clip is active
+    for key, grad in raw.items():
+        torch.testing.assert_close(seen[0][key], grad * scale, rtol=1e-5, atol=1e-12)
+    clipped = torch.sqrt(sum((g.double() ** 2).sum() for g in seen[0].values())).item()
+    assert clipped == pytest.approx(max_grad_norm if max_grad_norm > 0 else total.item(), rel=1e-4)
 
 
 def test_gate_schedule_advances_once_per_training_step(model, data, tiny_tokenizer):
@@ -158,7 +204,7 @@ def test_resume_after_a_killed_run_equals_the_uninterrupted_run(model, data, tin
     parted = RunFolder(tmp_path / "parted")
     first = make_trainer(model, data, tiny_tokenizer, run=parted, num_epoch=4, gate_scheduler="perform")
     first.on_epoch = _crash_after_epoch(2)
-    with pytest.raises(Boom):
+    with pytest.raises(Boom, match="killed after epoch 2"):
         first.fit()
     torch.manual_seed(1234)  # the resumed run must not depend on the process's random state
     resumed = make_trainer(model, data, tiny_tokenizer, run=parted, num_epoch=4, gate_scheduler="perform").fit()
@@ -177,7 +223,7 @@ def test_ctrl_c_saves_a_checkpoint_mid_epoch_and_resume_is_exact(model, data, ti
     run = RunFolder(tmp_path / "run")
     trainer = make_trainer(model, data, tiny_tokenizer, run=run, num_epoch=3)
     trainer.on_step = lambda record: record["step"] == 6 and os.kill(os.getpid(), signal.SIGINT)
-    with pytest.raises(TrainingInterrupted) as caught:
+    with pytest.raises(TrainingInterrupted, match=r"interrupted in epoch 2 after step 6; checkpoint saved in") as caught:
         trainer.fit()
     assert caught.value.step == 6 and caught.value.epoch == 2 and caught.value.checkpoint
     state = read_checkpoint_record(run.checkpoint_dir)["state"]
@@ -193,7 +239,7 @@ def test_resume_truncates_the_log_to_the_checkpointed_step(model, data, tiny_tok
     run = RunFolder(tmp_path / "run")
     trainer = make_trainer(model, data, tiny_tokenizer, run=run, num_epoch=2)
     trainer.on_step = lambda record: record["step"] == 3 and trainer.stop.set()
-    with pytest.raises(TrainingInterrupted):
+    with pytest.raises(TrainingInterrupted, match=r"interrupted in epoch 1 after step 3; checkpoint saved in"):
         trainer.fit()
     logged = run.read_train_log()
     run.append_train_log(logged[-1] | {"step": 4, "loss": 123.0})
@@ -210,7 +256,7 @@ def test_interrupt_during_validation_resumes_with_validation(model, data, tiny_t
     run = RunFolder(tmp_path / "run")
     trainer = make_trainer(model, data, tiny_tokenizer, run=run, num_epoch=2)
     trainer.on_step = lambda record: record["step"] == 4 and trainer.stop.set()  # last step of epoch 1
-    with pytest.raises(TrainingInterrupted):
+    with pytest.raises(TrainingInterrupted, match=r"interrupted in epoch 1 after step 4; checkpoint saved in"):
         trainer.fit()
     assert read_checkpoint_record(run.checkpoint_dir)["state"]["batches_done"] == 4
     resumed = make_trainer(model, data, tiny_tokenizer, run=run, num_epoch=2).fit()
