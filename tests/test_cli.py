@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import typing
@@ -270,3 +271,74 @@ def test_zero_shot_eval_and_the_overlap_guard(tmp_path, tiny_args, tiny_task, ti
     capsys.readouterr()
     assert main(["eval", "--edit", str(run), "--scoring", "likelihood", "--quiet"]) == 2
     assert "also occur in the test set" in capsys.readouterr().err
+
+
+# ---- a folder written by the trainer, read back by eval and analyze ------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_task, tiny_model_dir):  # noqa: F811
+    """One tiny run trained by `jola-lens train` (1 epoch), shared by the tests below (they only read it)."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    assert main(["train", "--task", str(tiny_task), "--base_model_name", str(tiny_model_dir), "--prompt_style",
+                 "plain", "--train_size", "32", "--val_size", "16", "--num_epoch", "1", "--max_length", "64",
+                 "--warmup_steps", "2", "--eval_batch", "8", "--lr", "0.05", "--gate_lr", "0.5", "--penalty_scale",
+                 "20", "--output_dir", str(run), "--quiet"]) == 0
+    return RunFolder(run)
+
+
+def test_a_trained_run_holds_only_files_its_run_folder_owns(trained, tmp_path):
+    from jola_lens.run_folder import OWNED_DIRS, OWNED_FILES, STAGE_DIRS
+
+    names = {p.name for p in trained.root.iterdir()}
+    assert {"config.json", "edit", "gates", "checkpoint", "train_items.jsonl", "train_log.jsonl",
+            "metrics.json"} <= names <= set(OWNED_FILES + OWNED_DIRS + STAGE_DIRS)
+    results = trained.default_results_file.read_text().splitlines()  # beside the run, not inside it
+    assert [json.loads(line)["output_dir"] for line in results] == [str(trained.root)]
+    copy = RunFolder(tmp_path / "copy")
+    shutil.copytree(trained.root, copy.root)
+    copy.clear()
+    assert list(copy.root.iterdir()) == []
+
+
+def test_eval_on_a_bare_edit_folder(trained, tiny_task, tmp_path, capsys):  # noqa: F811
+    """Just jola_config.json + jola_edit.safetensors: the base model comes from the edit's config, the scores
+    equal those of the run folder it came from, and the missing overlap check is said."""
+    from jola_lens.serialization import CONFIG_NAME, WEIGHTS_NAME
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        shutil.copy(trained.edit_dir / name, bare / name)
+    common = ["--task", str(tiny_task), "--prompt_style", "plain", "--scoring", "likelihood", "--limit", "12",
+              "--eval_batch", "4", "--quiet"]
+    assert main(["eval", "--edit", str(bare), *common, "--output_dir", str(tmp_path / "from-bare")]) == 0
+    assert "is not a run folder: cannot check that its training items are not test items" in capsys.readouterr().err
+    from_bare = json.loads((tmp_path / "from-bare" / "metrics.json").read_text())["evaluation"]
+    assert main(["eval", "--edit", str(trained.root), *common, "--output_dir", str(tmp_path / "from-run")]) == 0
+    from_run = json.loads((tmp_path / "from-run" / "metrics.json").read_text())["evaluation"]
+    assert from_bare["edit"] == str(bare) and from_bare["n"] == 12 and from_bare["model"] == from_run["model"]
+    assert from_bare["results"] == from_run["results"] and from_bare["heads"] == from_run["heads"]
+    assert sorted(p.name for p in bare.iterdir()) == sorted((CONFIG_NAME, WEIGHTS_NAME))  # the edit is untouched
+
+
+def test_analyze_on_a_folder_written_by_the_trainer(trained, tmp_path, capsys):
+    import pandas as pd
+
+    from jola_lens.analysis import head_tensors
+
+    out = tmp_path / "figures"
+    assert main(["analyze", str(trained.root), "--output", str(out)]) == 0
+    label = trained.read_config()["task_name"]
+    slug = label.replace("/", "-")
+    names = {p.name for p in out.iterdir()}
+    assert {f"heatmap-{slug}.png", f"trajectories-{slug}.png", "heads.csv", "summary.csv", "summary.md"} <= names
+    heads = pd.read_csv(out / "heads.csv")
+    assert len(heads) == 2 * 2 * 4 and set(heads["task"]) == {label}  # tiny llama: 2 kinds x 2 layers x 4 heads
+    gates = head_tensors(trained.root, "gate")
+    for kind, tensor in gates.items():
+        rows = heads[heads["kind"] == kind].sort_values(["layer", "head"])
+        assert rows["gate"].to_numpy() == pytest.approx(tensor.flatten().numpy(), abs=1e-6)
+    log = trained.read_train_log()
+    summary = pd.read_csv(out / "summary.csv").set_index("kind")
+    for kind in gates:
+        assert summary.loc[kind, "heads_kept"] == int((gates[kind] > 0).sum())
+    assert len(log) == 4 and "wrote" in capsys.readouterr().out
