@@ -1,6 +1,6 @@
-"""Training step time of one JoLA edit through the hf, nnsight and TransformerLens routes on SmolLM2.
+"""Training step time of one JoLA edit through the hf, nnsight and tl (TransformerLens) routes on SmolLM2.
 
-One step = ``backend.forward`` + cross-entropy + backward + AdamW step of the edit (train mode, sampled gates).
+One step = ``Route.forward`` + cross-entropy + backward + AdamW step of the edit (train mode, sampled gates).
 The routes run interleaved (one step of each per round), so load from other processes hits them alike.
 Reported per route: median wall-clock and process CPU seconds per step (CPU time is what a shared machine
 distorts least), and the median per-round ratio of CPU time to the hf route's.
@@ -22,10 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from jola_lens import JoLAEdit, load_model
-from jola_lens.backends import hf as hf_backend
-from jola_lens.backends import nnsight as nn_backend
-from jola_lens.backends import transformer_lens as tl_backend
-from jola_lens.models import boot_bridge
+from jola_lens.backends.route import make_route
 
 
 def main() -> None:
@@ -41,27 +38,21 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from nnsight.modeling.transformers import TransformersModel
-
     base, tokenizer = load_model()
     base.set_attn_implementation(args.attn)
-    models = {
-        "hf": copy.deepcopy(base),
-        "nnsight": TransformersModel(copy.deepcopy(base), tokenizer=copy.deepcopy(tokenizer)),
-        "transformer_lens": boot_bridge(base, tokenizer),
-    }
-    backends = {"hf": hf_backend, "nnsight": nn_backend, "transformer_lens": tl_backend}
-    start = JoLAEdit.for_model(models["hf"], seed=0).train()
+    models = {name: make_route(name, base if name == "tl" else copy.deepcopy(base), copy.deepcopy(tokenizer))
+              for name in ("hf", "nnsight", "tl")}  # the bridge last: it boots from ``base`` itself
+    start = JoLAEdit.for_model(models["hf"].hf_model, seed=0).train()
     edits = {name: copy.deepcopy(start) for name in models}
     optimizers = {name: torch.optim.AdamW(edit.parameters(), lr=5e-3, weight_decay=0.0) for name, edit in edits.items()}
-    vocab = models["hf"].config.vocab_size
+    vocab = base.config.vocab_size
     ids = torch.randint(0, vocab, (args.batch, args.seq), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
 
     def step(name: str) -> tuple[float, float]:
         wall, cpu = time.perf_counter(), time.process_time()
         optimizers[name].zero_grad()
-        logits = backends[name].forward(models[name], edits[name], ids, mask)
+        logits = models[name].forward(edits[name], ids, mask)
         F.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten()).backward()
         optimizers[name].step()
         return time.perf_counter() - wall, time.process_time() - cpu

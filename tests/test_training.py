@@ -311,7 +311,8 @@ def test_checkpoint_of_another_model_or_task_is_refused(model, data, tiny_tokeni
     other = make_trainer(model, data, tiny_tokenizer, num_epoch=1)
     kwargs = dict(edit=other.edit, optimizer=other.optimizer, scheduler=other.scheduler,
                   gate_schedule=other.gate_schedule)
-    with pytest.raises(CheckpointMismatchError, match=r"belongs to another run \(checkpoint -> now: model: 'tiny-llama' -> 'other'\)"):
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"belongs to another run \(checkpoint -> now: model: 'tiny-llama' -> 'other'\)"):
         load_checkpoint(run.checkpoint_dir, fingerprint={"model": "other", "task": "tiny"}, **kwargs)
     with pytest.raises(CheckpointMismatchError, match=r"task: 'tiny' -> 'boolq'\)"):
         load_checkpoint(run.checkpoint_dir, fingerprint={"model": "tiny-llama", "task": "boolq"}, **kwargs)
