@@ -7,6 +7,7 @@ from these folders by ``jola-lens analyze`` and written beside them.
 
     python analysis/localization_stability.py --stage screen          # one task, 3 seeds, every setting
     python analysis/localization_stability.py --stage confirm --settings paper,target_const,delay_const
+    python analysis/localization_stability.py --report    # measures.csv/.md, figures, README.md of finished runs
 
 Sized for a 2-core CPU: short SST-2 style prompts, 100 training items, 5 epochs of 13 steps.
 """
@@ -16,12 +17,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 
+from jola_lens import atomic
+from jola_lens.analysis.comparison import task_comparison
+from jola_lens.analysis.consensus import consensus_table, plot_consensus_grid
+from jola_lens.analysis.figures import save_figure, slug
+from jola_lens.analysis.groups import grouped_table, table_groups
+from jola_lens.analysis.heatmaps import plot_head_grid
+from jola_lens.analysis.overlap import jaccard, plot_overlap
+from jola_lens.analysis.stability import N_PERMUTATIONS, stability_report, stability_verdicts
+from jola_lens.analysis.summary import to_markdown
+from jola_lens.config import EDIT_KINDS
 from jola_lens.training.config import TrainConfig
 from jola_lens.training.pipeline import RunSpec, train_run
 
@@ -71,6 +85,224 @@ def run_grid(settings: list[str], tasks: list[str], seeds: list[int], limit: int
                 logger.info("%s %s seed %d: %.0f s", setting, task, seed, time.monotonic() - start)
 
 
+# ---- report: measures of whatever runs exist ------------------------------------------------------------
+KEY_MEASURES = {("head", "stability"): "nogueira", ("head", "jaccard"): "jaccard", ("head", "rbo"): "rbo",
+                ("layer", "spearman"): "layer_spearman"}
+"""The stability measures the settings table shows (all seven are in each setting's stability.csv)."""
+ACROSS_TASKS = "(across tasks)"
+MEASURE_COLUMNS = ("setting", "task", "kind", "n_runs", "seeds", "n_heads", "kept_mean", "kept_min", "kept_max",
+                   "nogueira", "nogueira_ci_low", "nogueira_ci_high", "nogueira_chance", "nogueira_p", "nogueira_note",
+                   "jaccard", "jaccard_chance", "jaccard_p", "rbo", "rbo_chance", "rbo_p", "layer_spearman",
+                   "layer_spearman_chance", "layer_spearman_p", "acc_mean", "acc_sd", "same_task_other_seed_jaccard",
+                   "other_task_same_seed_jaccard", "n_same_task_pairs", "n_same_seed_pairs", "task_p_selection",
+                   "task_p_ranking")
+"""measures.csv: one row per (setting, task, kind), and per (setting, kind) with task ``(across tasks)``."""
+
+
+def finished_runs(output: Path) -> dict[str, list[Path]]:
+    """``{setting: [run folder, ...]}`` of the runs already scored (likelihood results), settings in SETTINGS
+    order; runs still training or never scored are left out."""
+    found: dict[str, list[Path]] = {}
+    for setting in SETTINGS:
+        folders = sorted((output / "runs" / setting).glob("*-seed*"))
+        done = [folder for folder in folders if "likelihood" in finished_results(folder)]
+        if done:
+            found[setting] = done
+    return found
+
+
+def run_accuracy(folder: Path) -> float:
+    return float(finished_results(folder)["likelihood"]["acc"])
+
+
+def _setting_table(folders: list[Path], setting: str) -> pd.DataFrame:
+    """The grouped head table of one setting's runs, groups named ``<setting>: <task>``."""
+    table = grouped_table([str(folder) for folder in folders])
+    table["group"] = setting + ": " + table["task"]
+    table["accuracy"] = table["run"].map(dict(zip(dict.fromkeys(table["run"]), map(run_accuracy, folders))))
+    return table
+
+
+def _pair_jaccards(table: pd.DataFrame, kind: str) -> dict[str, float]:
+    """Mean Jaccard of the kept heads over run pairs of one task and other seeds, and of other tasks and one seed."""
+    rows = table[(table["kind"] == kind) & table["edited"]].sort_values(["layer", "head"], kind="stable")
+    runs = list(dict.fromkeys(rows["run"]))
+    info = rows.drop_duplicates("run").set_index("run")
+    kept = {run: rows.loc[rows["run"] == run, "selected"].to_numpy(bool) for run in runs}
+    same_task, same_seed = [], []
+    for i, a in enumerate(runs):
+        for b in runs[i + 1:]:
+            value = jaccard(kept[a], kept[b])
+            if info.at[a, "task"] == info.at[b, "task"] and info.at[a, "seed"] != info.at[b, "seed"]:
+                same_task.append(value)
+            elif info.at[a, "task"] != info.at[b, "task"] and info.at[a, "seed"] == info.at[b, "seed"]:
+                same_seed.append(value)
+    return {"same_task_other_seed_jaccard": _nanmean(same_task), "other_task_same_seed_jaccard": _nanmean(same_seed),
+            "n_same_task_pairs": len(same_task), "n_same_seed_pairs": len(same_seed)}
+
+
+def _nanmean(values: list[float]) -> float:
+    return float(np.nanmean(values)) if values and not np.isnan(values).all() else math.nan
+
+
+def setting_measures(setting: str, table: pd.DataFrame, n_permutations: int) -> tuple[list[dict], list[str]]:
+    """Rows of the settings x measures table for one setting (per task and kind, and across tasks per kind),
+    and the plain-words verdicts."""
+    rows, verdicts = [], []
+    groups = table_groups(table)
+    report = stability_report(table, n_permutations=n_permutations) if any(
+        len(members) > 1 for members in groups.values()) else pd.DataFrame(columns=["group"])
+    verdicts += stability_verdicts(report) if not report.empty else []
+    for group, members in groups.items():
+        part = table[table["group"] == group]
+        accuracy = part.drop_duplicates("run")["accuracy"]
+        seeds = sorted(int(seed) for seed in part.drop_duplicates("run")["seed"])
+        for kind in (k for k in EDIT_KINDS if k in set(part["kind"])):
+            kept = part[part["kind"] == kind].groupby("run", sort=False)["selected"].sum()
+            row = {"setting": setting, "task": part["task"].iloc[0], "kind": kind, "n_runs": len(members),
+                   "seeds": " ".join(map(str, seeds)), "kept_mean": kept.mean(), "kept_min": int(kept.min()),
+                   "kept_max": int(kept.max()), "n_heads": int(part[part["kind"] == kind].groupby("run")["edited"]
+                                                               .sum().iloc[0]),
+                   "acc_mean": accuracy.mean(), "acc_sd": accuracy.std(ddof=1) if len(accuracy) > 1 else math.nan}
+            measured = report[(report["group"] == group) & (report["kind"] == kind)] if not report.empty else report
+            for r in measured.itertuples():
+                name = KEY_MEASURES.get((r.level, r.measure))
+                if name is None:
+                    continue
+                row |= {name: r.value, f"{name}_chance": r.null_mean, f"{name}_p": r.p_value}
+                if name == "nogueira":
+                    row |= {"nogueira_ci_low": r.ci_low, "nogueira_ci_high": r.ci_high,
+                            "nogueira_note": r.note.split(":")[0] if math.isnan(r.value) else ""}
+            rows.append(row)
+    if sum(len(members) > 1 for members in groups.values()) >= 2:
+        comparison = task_comparison(table, n_permutations=n_permutations)
+        for kind in (k for k in EDIT_KINDS if k in set(table["kind"])):
+            tests = comparison[comparison["kind"] == kind].set_index("distance")
+            rows.append({"setting": setting, "task": ACROSS_TASKS, "kind": kind,
+                         "n_runs": table["run"].nunique(), **_pair_jaccards(table, kind),
+                         "task_p_selection": tests.at["selection", "p_value"],
+                         "task_p_ranking": tests.at["ranking", "p_value"]})
+            verdicts += [f"{setting}, {kind}, {distance}: {tests.at[distance, 'verdict']}"
+                         for distance in ("selection", "ranking")]
+    return rows, verdicts
+
+
+def _vs(value: float, chance: float, p: float) -> str:
+    return "" if pd.isna(value) else f"{value:.2f} (chance {chance:.2f}, p {p:.2g})"
+
+
+def measures_markdown(measures: pd.DataFrame) -> str:
+    """The settings x measures table in words and numbers (measures.md)."""
+    within = measures[measures["task"] != ACROSS_TASKS]
+    shown = pd.DataFrame({
+        "setting": within["setting"], "task": within["task"], "kind": within["kind"], "runs": within["n_runs"],
+        "heads kept mean [min, max]": [f"{m:.1f} [{lo:.0f}, {hi:.0f}] of {n:.0f}" for m, lo, hi, n in
+                                       zip(within["kept_mean"], within["kept_min"], within["kept_max"],
+                                           within["n_heads"])],
+        "Nogueira Φ [95% CI]": [(f"undefined ({note})" if isinstance(note, str) and note else "" if pd.isna(v)
+                                 else f"{v:.2f} [{lo:.2f}, {hi:.2f}] (chance {c:.2f}, p {p:.2g})")
+                                for v, lo, hi, c, p, note in zip(within["nogueira"],
+                                                                 within["nogueira_ci_low"],
+                                                                 within["nogueira_ci_high"],
+                                                                 within["nogueira_chance"],
+                                                                 within["nogueira_p"],
+                                                                 within["nogueira_note"])],
+        **{title: [_vs(*values) for values in zip(within[name], within[f"{name}_chance"], within[f"{name}_p"])]
+           for title, name in (("Jaccard", "jaccard"), ("RBO of P(g≠0)", "rbo"),
+                               ("layer Spearman", "layer_spearman"))},
+        "accuracy mean ± sd": [f"{m:.1f}" + ("" if pd.isna(sd) else f" ± {sd:.1f}")
+                               for m, sd in zip(within["acc_mean"], within["acc_sd"])]})
+    lines = ["## Within a task: seeds against chance", "",
+             ("One row per setting, task and edit kind. Chance = random selections of the same sizes (exact for Φ "
+              "and Jaccard, else random draws); p one-sided (more agreement than chance). An empty cell: fewer than "
+              "2 finished seeds."), "", to_markdown(shown), ""]
+    across = measures[measures["task"] == ACROSS_TASKS]
+    lines += ["## Across tasks: task against seed", ""]
+    if across.empty:
+        lines.append("No setting has finished runs of two or more tasks with two or more seeds each yet (the "
+                     "confirm stage): no task comparison.")
+    else:
+        lines += [("Mean Jaccard of the kept heads over run pairs of the same task and other seeds, and of other "
+                   "tasks and the same seed; task permutation test p (task labels shuffled among runs)."), "",
+                  to_markdown(across[["setting", "kind", "n_runs", "same_task_other_seed_jaccard",
+                                      "other_task_same_seed_jaccard", "task_p_selection", "task_p_ranking"]])]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(output: Path, n_permutations: int) -> None:
+    """measures.csv, measures.md, stability figures and README.md from the finished runs under ``output``."""
+    found = finished_runs(output)
+    if not found:
+        raise SystemExit(f"no finished runs under {output / 'runs'}; train some first (see --help)")
+    rows, verdicts, figures, tables = [], [], [], {}
+    for setting, folders in found.items():
+        table = _setting_table(folders, setting)
+        tables[setting] = table
+        setting_rows, setting_verdicts = setting_measures(setting, table, n_permutations)
+        rows += setting_rows
+        verdicts += setting_verdicts
+        name = f"heads-{setting}.png"
+        save_figure(plot_head_grid(table, "p_nonzero"), output / name)
+        figures.append(name)
+        groups = [g for g, members in table_groups(table).items() if len(members) > 1]
+        if groups:
+            name = f"consensus-{setting}.png"
+            save_figure(plot_consensus_grid(consensus_table(table), groups), output / name)
+            figures.append(name)
+        if table["task"].nunique() > 1:
+            name = f"overlap-{setting}.png"
+            save_figure(plot_overlap(table, by_task=True), output / name)
+            figures.append(name)
+    combined = pd.concat(tables.values(), ignore_index=True)
+    for task in dict.fromkeys(combined["task"]):
+        groups = [g for g, members in table_groups(combined[combined["task"] == task]).items() if len(members) > 1]
+        if len(groups) > 1:
+            name = f"consensus-settings-{slug(task)}.png"
+            save_figure(plot_consensus_grid(consensus_table(combined), groups), output / name)
+            figures.append(name)
+    measures = pd.DataFrame(rows).reindex(columns=list(MEASURE_COLUMNS))
+    atomic.write_text(output / "measures.csv", measures.to_csv(index=False))
+    markdown = measures_markdown(measures)
+    atomic.write_text(output / "measures.md", markdown)
+    atomic.write_text(output / "README.md", readme(output, found, markdown, verdicts, figures, n_permutations))
+    logger.info("wrote %s, %s, README.md and %d figures", output / "measures.csv", output / "measures.md",
+                len(figures))
+
+
+def readme(output: Path, found: dict[str, list[Path]], markdown: str, verdicts: list[str], figures: list[str],
+           n_permutations: int) -> str:
+    counts = []
+    for setting, values in SETTINGS.items():
+        folders = found.get(setting, [])
+        by_task = {task: sum(folder.name.startswith(f"{task}-seed") for folder in folders) for task in TASKS}
+        stage = ("confirm" if sum(n >= 5 for n in by_task.values()) >= 3 else
+                 "screen" if by_task["sst2"] >= 3 else "partial")
+        counts.append({"setting": setting, **by_task, "stage complete": stage,
+                       "settings": ", ".join(f"{k}={v}" for k, v in values.items())})
+    first = next(iter(found.values()))[0]
+    items = json.loads((first / "metrics.json").read_text())["evaluation"]["n"]
+    partial = any(row["stage complete"] == "partial" for row in counts)
+    lines = [
+        "# Localization stability: which training settings make JoLA's head selection reproducible?", "",
+        (f"Runs of the embedded model ({', '.join(TASKS[t][0] for t in TASKS)}) under the settings of "
+         "`analysis/localization_stability.py` (shared: " + ", ".join(f"{k}={v}" for k, v in BASE.items())
+         + f"), each scored on the same first {items} test items by option likelihood."), "",
+        "## Commands", "", "```",
+        ("python analysis/localization_stability.py --stage screen "
+         "--settings paper,target_const,fast,delay_const,target_random,high_vector_lr"),
+        "python analysis/localization_stability.py --stage confirm --settings paper,<two most promising>",
+        f"python analysis/localization_stability.py --report --permutations {n_permutations}   # this file", "```",
+        "", "Training resumes: the same command skips finished runs. The report reads only finished (scored) runs.",
+        "", "## Runs per setting", "",
+        ("**Partial results**: some settings have fewer runs than their stage needs (screen: 3 seeds of sst2; "
+         "confirm: 5 seeds of each of 3 tasks); their rows will change as runs finish." if partial
+         else "Every setting has at least the screen stage's runs."), "",
+        to_markdown(pd.DataFrame(counts)), "", markdown.replace("## ", "## Measures: ", 2).strip(), "",
+        "## Verdicts", "", *[f"- {line}" for line in verdicts], "",
+        "## Figures", "", *[f"![{name}]({name})" for name in figures], ""]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", choices=sorted(STAGES), default="screen")
@@ -78,9 +310,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100, help="test items scored per run (the same for every run)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    parser.add_argument("--report", action="store_true",
+                        help="train nothing: write measures.csv, measures.md, figures and README.md from the "
+                             "finished runs under --output")
+    parser.add_argument("--permutations", type=int, default=N_PERMUTATIONS,
+                        help="random draws for chance levels and p-values in --report (default: %(default)s)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(args.threads)
+    if args.report:
+        write_report(args.output, args.permutations)
+        return
     tasks, seeds = STAGES[args.stage]
     unknown = sorted(set(args.settings.split(",")) - set(SETTINGS))
     if unknown:

@@ -1,0 +1,81 @@
+"""analysis/localization_stability.py --report: the settings x measures table of whatever runs exist, against
+hand computations on planted selections."""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+import pytest
+from scipy.stats import hypergeom
+from conftest import REPO
+from test_analysis_support import make_edit, make_run
+
+from jola_lens import atomic
+
+sys.path.insert(0, str(REPO / "analysis"))
+import localization_stability as study  # noqa: E402
+
+HEADS = {"sst2": [(0, 0), (0, 1), (1, 2)], "arc-e": [(0, 1), (2, 3)]}  # 3 x 4 heads; shared: L0H1
+ACCURACY = {"sst2": [70.0, 72.0, 74.0, 76.0], "arc-e": [50.0, 50.0, 56.0, 58.0]}
+
+
+def _run(output, setting, task, seed, heads, accuracy=None):
+    edit = make_edit(open_heads={"additive": heads, "multiplicative": heads}, seed=seed)
+    run = make_run(output / "runs" / setting / f"{task}-seed{seed}", edit, task=study.TASKS[task][0])
+    atomic.write_json(run.config, {"task": study.TASKS[task][0], "model": "test/model",
+                                   "train": {"seed": seed, **study.SETTINGS[setting]}})
+    if accuracy is not None:
+        atomic.write_json(run.metrics, {"evaluation": {"n": 100, "results": {"likelihood": {"acc": accuracy}}}})
+    return run
+
+
+def test_report_measures_planted_task_structure_and_partial_settings(tmp_path):
+    for task, heads in HEADS.items():
+        for seed, accuracy in enumerate(ACCURACY[task], start=1):
+            _run(tmp_path, "fast", task, seed, heads, accuracy)
+    _run(tmp_path, "fast", "boolq", 1, [(0, 0)])  # still training: no evaluation, left out
+    _run(tmp_path, "paper", "sst2", 1, [(0, 0), (1, 1)], 60.0)  # one seed so far
+    study.write_report(tmp_path, n_permutations=99)
+
+    measures = pd.read_csv(tmp_path / "measures.csv")
+    assert list(measures.columns) == list(study.MEASURE_COLUMNS)
+    rows = {(r.setting, r.task, r.kind): r for r in measures.itertuples()}
+    assert set(rows) == {(s, t, k) for s, t in (("fast", "extra/SST-2"), ("fast", "commonsense/ARC-e"),
+                                                ("fast", study.ACROSS_TASKS), ("paper", "extra/SST-2"))
+                         for k in ("additive", "multiplicative")}
+    sst2 = rows["fast", "extra/SST-2", "multiplicative"]
+    assert (sst2.n_runs, sst2.seeds, sst2.n_heads, sst2.kept_mean, sst2.kept_min, sst2.kept_max) == (
+        4, "1 2 3 4", 12, 3.0, 3, 3)
+    assert sst2.nogueira == pytest.approx(1.0) and sst2.jaccard == pytest.approx(1.0)
+    chance = sum(hypergeom(12, 3, 3).pmf(i) * i / (6 - i) for i in range(4))  # two random 3-of-12 sets
+    assert sst2.jaccard_chance == pytest.approx(chance)
+    assert sst2.acc_mean == pytest.approx(73.0) and sst2.acc_sd == pytest.approx(pd.Series(ACCURACY["sst2"]).std())
+    across = rows["fast", study.ACROSS_TASKS, "additive"]
+    assert across.same_task_other_seed_jaccard == pytest.approx(1.0)
+    assert across.other_task_same_seed_jaccard == pytest.approx(1 / 4)  # {L0H1} of {L0H0, L0H1, L1H2, L2H3}
+    assert (across.n_same_task_pairs, across.n_same_seed_pairs) == (2 * 6, 4)
+    assert across.task_p_selection < 0.05  # 2 of the 70 relabellings give the observed split
+    paper = rows["paper", "extra/SST-2", "additive"]
+    assert paper.n_runs == 1 and pd.isna(paper.nogueira) and paper.acc_mean == 60.0 and pd.isna(paper.acc_sd)
+
+    readme = (tmp_path / "README.md").read_text()
+    assert "| fast | 4 | 4 | 0 | screen |" in readme and "| paper | 1 | 0 | 0 | partial |" in readme
+    assert "**Partial results**" in readme and "python analysis/localization_stability.py --report" in readme
+    assert "fast, additive, selection: the tasks differ beyond seed noise" in readme
+    for name in ("consensus-fast.png", "overlap-fast.png", "heads-fast.png", "heads-paper.png"):
+        assert (tmp_path / name).is_file() and f"![{name}]({name})" in readme
+    assert not (tmp_path / "consensus-paper.png").exists()  # one seed: no consensus
+    markdown = (tmp_path / "measures.md").read_text()
+    assert "| fast | extra/SST-2 | multiplicative | 4 | 3.0 [3, 3] of 12 | 1.00 [" in markdown
+    assert markdown in readme.replace("## Measures: ", "## ")
+
+
+def test_report_says_why_the_index_is_undefined_when_every_head_is_kept(tmp_path):
+    for seed in (1, 2):
+        _run(tmp_path, "paper", "sst2", seed, [(layer, head) for layer in range(3) for head in range(4)], 70.0)
+    study.write_report(tmp_path, n_permutations=9)
+    assert "| undefined (every run keeps all heads) |" in (tmp_path / "measures.md").read_text()
+    assert "No setting has finished runs of two or more tasks" in (tmp_path / "measures.md").read_text()
+    with pytest.raises(SystemExit, match=r"no finished runs under .*runs; train some first"):
+        study.write_report(tmp_path / "empty", n_permutations=9)
