@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float, Int
@@ -37,7 +37,8 @@ FORMAT_VERSION = 1
 class Adapter(ABC):
     """A method's trainable parameters bound to one model and route."""
 
-    method: ClassVar[str]
+    method: str
+    """The method name written to method.json (jola, lora, ia3, lofit_scaling, lofit)."""
 
     def __init__(self, backend: Route, settings: dict[str, Any]) -> None:
         self.backend = backend

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from jaxtyping import Float, Int
 from torch import Tensor, nn
@@ -23,7 +23,7 @@ ForwardFn = Callable[[JoLAEdit, Tensor, Tensor], Tensor]
 class JoLAAdapter(Adapter):
     """``edit`` applied through ``backend`` (hf hooks, TransformerLens hook_z or nnsight)."""
 
-    method: ClassVar[str] = "jola"
+    method: str = "jola"
 
     def __init__(self, edit: JoLAEdit, backend: Route | None, settings: dict[str, Any] | None = None,
                  forward: ForwardFn | None = None) -> None:

@@ -11,7 +11,7 @@ Defaults: see :mod:`jola_lens.methods.config`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float
@@ -46,7 +46,7 @@ def check_top_k(top_k: int | None, n_layers: int, n_heads: int) -> int:
 class LoFiTScaling(JoLAAdapter):
     """Stage 1: per-head scaling vectors on every head, with LoFiT's L1 penalty."""
 
-    method: ClassVar[str] = SCALING
+    method: str = SCALING
 
     @classmethod
     def build_stage(cls, backend: Route, *, seed: int | None, settings: dict[str, Any]) -> LoFiTScaling:
@@ -78,7 +78,7 @@ class LoFiTScaling(JoLAAdapter):
 class LoFiTOffsets(JoLAAdapter):
     """Stage 2: per-head additive offsets on the heads stage 1 selected, trained from scratch."""
 
-    method: ClassVar[str] = "lofit"
+    method: str = "lofit"
 
     @classmethod
     def build_stage(cls, backend: Route, *, seed: int | None, settings: dict[str, Any],

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -123,7 +123,7 @@ def _default_targets(peft: ModuleType, method: str, model_type: str,
 class PeftAdapter(Adapter):
     """A peft adapter (LoRA or IA3) injected into the backend's Hugging Face model."""
 
-    method: ClassVar[str] = "peft"
+    method: str = "lora"  # or "ia3": set per instance
 
     def __init__(self, peft_model: nn.Module, backend: Route, method: str, settings: dict[str, Any]) -> None:
         super().__init__(backend, settings)
