@@ -122,6 +122,11 @@ def test_every_train_config_field_has_a_flag_that_reaches_it():
         assert field.name in actions, f"TrainConfig.{field.name} has no jola-lens train flag"
         action = actions[field.name]
         assert f"--{field.name}" in action.option_strings
+        if hints[field.name] is bool:  # --name / --no-name
+            flag = f"--no-{field.name}" if field.default else f"--{field.name}"
+            _, config = train_settings(parse(["train", flag]))
+            assert getattr(config, field.name) is not field.default, field.name
+            continue
         kind = next(t for t in (int, float, str) if t in typing.get_args(hints[field.name]) or t is hints[field.name])
         value = _other_value(action, field.default, kind)
         _, config = train_settings(parse(["train", f"--{field.name}", value]))

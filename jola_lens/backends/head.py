@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from jaxtyping import Float, Int
 from torch import Tensor, nn
@@ -61,3 +61,14 @@ def gathered_logits(logits: Float[Tensor, "1 n vocab"], positions: Positions) ->
 def select(logits: Float[Tensor, "batch pos vocab"], positions: Positions | None) -> Float[Tensor, "... vocab"]:
     """Full logits narrowed to ``positions`` (for forwards that cannot limit the projection themselves)."""
     return logits if positions is None else logits[positions.rows, positions.cols]
+
+
+def adapter_logits_at(adapter: Any, input_ids: Int[Tensor, "batch pos"], attention_mask: Int[Tensor, "batch pos"],
+                      positions: Positions) -> Float[Tensor, "n vocab"]:
+    """``adapter.forward`` (any method's adapter) with the head limited to ``positions`` when the adapter runs on a
+    route (it then projects through that route's model); otherwise its full logits, narrowed."""
+    route = getattr(adapter, "backend", None)
+    if route is None:
+        return select(adapter.forward(input_ids, attention_mask), positions)
+    with logits_only_at(route.hf_model, positions):
+        return gathered_logits(adapter.forward(input_ids, attention_mask), positions)

@@ -31,7 +31,8 @@ class TrainConfig:
     replaces the penalty by a Lagrangian that holds that many heads open per gated edit kind, its target moving
     from every head down to ``target_heads`` over ``target_warmup`` steps, its multipliers learned at
     ``target_lr`` (see :mod:`jola_lens.training.sparsity`). ``heads`` (a spec such as ``L12H3,L20H0`` or a head
-    file, see :mod:`jola_lens.heads`) restricts the edit to those heads.
+    file, see :mod:`jola_lens.heads`) restricts the edit to those heads. ``group_by_length`` batches examples of
+    similar length together (seeded, every example once per epoch; see :func:`jola_lens.batching.epoch_batches`).
     """
 
     lr: float = 5e-3
@@ -55,6 +56,7 @@ class TrainConfig:
     heads: str | None = None
     patience: int = 2
     save_strategy: str = "best"
+    group_by_length: bool = False
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -81,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"unknown gate_scheduler {self.gate_scheduler!r}; choose one of {SCHEDULES}")
         if not 0 <= self.gate_lambda <= 1:
             raise ValueError(f"gate_lambda must be in [0, 1], got {self.gate_lambda}")
+        if not isinstance(self.group_by_length, bool):
+            raise TypeError(f"group_by_length must be True or False, got {self.group_by_length!r}")
         if self.save_strategy not in SAVE_STRATEGIES:
             raise ValueError(f"unknown save_strategy {self.save_strategy!r}; choose one of {SAVE_STRATEGIES}")
 

@@ -16,11 +16,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from jola_lens.batching import Batch, chunks, collate, epoch_order
+from jola_lens.backends.head import adapter_logits_at
+from jola_lens.batching import Batch, collate, epoch_batches, length_groups
 from jola_lens.config import EDIT_KINDS
 from jola_lens.edit import JoLAEdit
 from jola_lens.gates import GateSchedule
-from jola_lens.loss import completion_loss, target_logprobs
+from jola_lens.loss import Targets, completion_loss_at, token_logprobs
 from jola_lens.methods.base import Adapter
 from jola_lens.methods.jola import JoLAAdapter
 from jola_lens.run_folder import RunFolder
@@ -89,7 +90,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(train) / config.train_batch)
         self.total_steps = self.steps_per_epoch * config.num_epoch
         self.val_batches = [collate([validation[i] for i in group], pad_token_id).to(self.device)
-                            for group in chunks(range(len(validation)), config.eval_batch)]
+                            for group in length_groups([len(e.input_ids) for e in validation], config.eval_batch)]
         groups = self.adapter.parameter_groups(config.lr, config.gate_lr)
         self.params = [p for group in groups for p in group["params"]]
         self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
@@ -148,7 +149,8 @@ class Trainer:
         return TrainState(), False
 
     def _train_epoch(self, state: TrainState, epoch: int, bar: tqdm) -> None:
-        groups = chunks(epoch_order(len(self.train_examples), self.config.seed, epoch), self.config.train_batch)
+        groups = epoch_batches([len(e.input_ids) for e in self.train_examples], self.config.train_batch,
+                               self.config.seed, epoch, self.config.group_by_length)
         self.adapter.train()
         for index in range(state.batches_done, len(groups)):
             if self.stop.requested:
@@ -168,8 +170,9 @@ class Trainer:
     def _step(self, batch: Batch, state: TrainState, epoch: int) -> dict[str, Any]:
         lam = self.gate_schedule.value
         lrs = [group["lr"] for group in self.optimizer.param_groups]
-        logits = self.adapter.forward(batch.input_ids, batch.attention_mask)
-        ce = completion_loss(logits, batch.labels)
+        targets = Targets.from_labels(batch.labels)  # the head projects only where a target token is predicted
+        ce = completion_loss_at(adapter_logits_at(self.adapter, batch.input_ids, batch.attention_mask,
+                                                  targets.positions), targets)
         if self.sparsity_target is not None:
             penalty = self.sparsity_target.loss(self.edit, state.global_step)
         else:
@@ -203,7 +206,9 @@ class Trainer:
         for batch in tqdm(self.val_batches, desc="validation", leave=False, disable=not self.progress):
             if self.stop.requested:
                 self._interrupt(state, epoch)
-            logprobs, _ = target_logprobs(self.adapter.forward(batch.input_ids, batch.attention_mask), batch.labels)
+            targets = Targets.from_labels(batch.labels)
+            logprobs = token_logprobs(adapter_logits_at(self.adapter, batch.input_ids, batch.attention_mask,
+                                                        targets.positions), targets.tokens)
             total -= logprobs.sum().item()
             count += logprobs.numel()
         return total / count
