@@ -155,6 +155,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
             ("seed", int, "seed of the data sample, data order, edit init and gate noise")):
         _flag(protocol, name, type=kind, default={**train, **spec}[name], metavar="N" if kind is int else "X",
               help=f"{text} (default: %(default)s)")
+    _flag(protocol, "group_by_length", action=argparse.BooleanOptionalAction, default=train["group_by_length"],
+          help="batch training examples of similar length together (seeded, every example once per epoch, less "
+               "padding) (default: %(default)s)")
     gates = parser.add_argument_group("gates and head selection")
     _flag(gates, "gate_scheduler", choices=SCHEDULES, default=train["gate_scheduler"],
           help="schedule of lam, the additive vs multiplicative penalty mix (default: %(default)s)")
