@@ -241,8 +241,10 @@ class Trainer:
                 self.adapter.save(self.run.edit_dir)
         self._checkpoint(state)
         shares = open_shares(self.adapter)
-        logger.info("epoch %d/%d: validation loss %.4f (best %.4f, epoch %d); open gates: %s%s", epoch,
-                    self.config.num_epoch, val_loss, state.best_val_loss, state.best_epoch,
+        best = ("none yet" if state.best_epoch is None
+                else f"best {state.best_val_loss:.4f}, epoch {state.best_epoch}")
+        logger.info("epoch %d/%d: validation loss %.4f (%s); open gates: %s%s", epoch,
+                    self.config.num_epoch, val_loss, best,
                     ", ".join(f"{k} {v:.0%}" for k, v in shares.items() if v is not None),
                     "; early stopping" if state.stop_reason == "early_stopping" else "")
         if self.on_epoch is not None:
