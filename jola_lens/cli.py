@@ -72,6 +72,7 @@ def _add_common(parser: argparse.ArgumentParser, inherit: bool) -> None:
     """Flags that train and eval share; with ``inherit`` (eval) their defaults come from the run folder."""
     from jola_lens.backends.route import ROUTES
     from jola_lens.evaluation import SCORINGS
+    from jola_lens.models import DTYPES
     from jola_lens.tasks.prompts import PROMPT_STYLES
     from jola_lens.training.pipeline import DEVICES, FORMULATIONS, SOURCES
 
@@ -102,6 +103,11 @@ def _add_common(parser: argparse.ArgumentParser, inherit: bool) -> None:
                + note % spec["backend"])
     _flag(task, "device", choices=DEVICES, default=default(spec["device"]),
           help="auto = cuda when available" + note % spec["device"])
+    _flag(task, "dtype", choices=tuple(DTYPES), default=default(spec["dtype"]),
+          help="the model's weights and activations; the edit's own parameters stay float32" + note % spec["dtype"])
+    _flag(task, "device_map", default=None, metavar="MAP",
+          help="let accelerate place the model, e.g. auto (over every GPU, then CPU), balanced, sequential, cpu; "
+               "each layer's edit runs on that layer's device (default: the whole model on --device)")
     evaluation = parser.add_argument_group("evaluation")
     _flag(evaluation, "scoring", choices=SCORINGS, default="generation",
           help="generation (the paper's), likelihood of the answer options, or both (default: %(default)s)")
@@ -208,15 +214,17 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
 def build_parser() -> argparse.ArgumentParser:
     from jola_lens import __version__
     from jola_lens.analysis.cli import add_analyze_parser
+    from jola_lens.sweep.cli import add_sweep_parser
 
     parser = argparse.ArgumentParser(
         prog="jola-lens", allow_abbrev=False,
         description="JoLA: learn which attention heads to edit, and how, from a few hundred examples.")
     parser.add_argument("--version", action="version", version=f"jola-lens {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,analyze}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,analyze,sweep}")
     add_train_parser(subparsers)
     add_eval_parser(subparsers)
     add_analyze_parser(subparsers)
+    add_sweep_parser(subparsers)
     return parser
 
 
@@ -260,7 +268,7 @@ def train_settings(args: argparse.Namespace) -> tuple[RunSpec, TrainConfig]:
     spec = RunSpec(task=args.task, subtask=args.subtask, model=args.base_model_name, backend=args.backend,
                    formulation=args.formulation, prompt_style=args.prompt_style, source=args.source,
                    applied_module=args.applied_module, train_size=args.train_size, val_size=args.val_size,
-                   data_dir=args.data_path, device=args.device)
+                   data_dir=args.data_path, device=args.device, dtype=args.dtype, device_map=args.device_map)
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     return spec, config
 
@@ -288,7 +296,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     overrides = {"task": args.task, "subtask": args.subtask, "model": args.base_model_name, "backend": args.backend,
                  "formulation": args.formulation, "prompt_style": args.prompt_style, "source": args.source,
-                 "data_dir": args.data_path, "device": args.device}
+                 "data_dir": args.data_path, "device": args.device, "dtype": args.dtype, "device_map": args.device_map}
     outcome = eval_run(args.edit, overrides=overrides, scoring=args.scoring, limit=args.limit,
                        output_dir=args.output_dir, results_file=args.output_file_name, eval_batch=args.eval_batch,
                        max_length=args.max_length, progress=not args.quiet)

@@ -168,13 +168,13 @@ class JoLAEdit(nn.Module):
             gate = self._layer_gate("multiplicative", row)
             if gate is not None:
                 scale = gate[:, None] * scale
-            z = self._within_heads("multiplicative", row, z * (1 + scale.to(z.dtype)), z)
+            z = self._within_heads("multiplicative", row, z * (1 + scale.to(device=z.device, dtype=z.dtype)), z)
         if "additive" in self._parameters:
             shift = self.additive[row]
             gate = self._layer_gate("additive", row)
             if gate is not None:
                 shift = gate[:, None] * shift
-            z = self._within_heads("additive", row, z + shift.to(z.dtype), z)
+            z = self._within_heads("additive", row, z + shift.to(device=z.device, dtype=z.dtype), z)
         return z
 
     def _within_heads(self, kind: str, row: int, edited: Tensor, unedited: Tensor) -> Tensor:

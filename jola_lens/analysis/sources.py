@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -92,12 +92,21 @@ def load_source(item: SourceLike, *, task: str | None = None) -> EditSource:
     )
 
 
+def _expand_sweeps(items: Iterable[SourceLike]) -> Iterator[SourceLike]:
+    """A sweep folder (``jola-lens sweep``) stands for the run folders of its finished trials."""
+    from jola_lens.sweep.folder import sweep_run_folders
+
+    for item in items:
+        runs = sweep_run_folders(item) if isinstance(item, (str, os.PathLike)) else None
+        yield from [item] if runs is None else runs
+
+
 def load_sources(items: SourceLike | Iterable[SourceLike]) -> list[EditSource]:
     """Load several sources with unique labels: a repeated task label gets the run folder's name appended,
     and what is still repeated gets #1, #2, ..."""
     if isinstance(items, (EditSource, JoLAEdit, str, os.PathLike)):
         items = [items]
-    sources = [load_source(item) for item in items]
+    sources = [load_source(item) for item in _expand_sweeps(items)]
     if not sources:
         raise ValueError("nothing to analyse: give at least one edit, edit folder or run folder")
     repeated = {label for label, count in Counter(s.label for s in sources).items() if count > 1}

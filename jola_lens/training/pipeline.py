@@ -21,7 +21,7 @@ from jola_lens.edit import JoLAEdit
 from jola_lens.evaluation import EvalResult, evaluate, scoring_methods
 from jola_lens.heads import resolve_heads_argument
 from jola_lens.methods import MethodConfig, build_adapter, check_train_settings, load_adapter, read_method_record
-from jola_lens.models import DEFAULT_MODEL, load_model
+from jola_lens.models import DEFAULT_MODEL, DTYPES, load_model
 from jola_lens.run_folder import RunFolder, flatten
 from jola_lens.tasks import get_task
 from jola_lens.tasks.base import Task
@@ -42,7 +42,7 @@ PEFT_METHODS = ("lora", "ia3")
 RUN_MODES = ("train", "eval", "train_eval")
 SOURCES = ("auto", "local", "embedded", "hub")
 DEVICES = ("auto", "cpu", "cuda")
-LOCATION_FIELDS = ("data_dir", "device")  # where things are, not what the run is
+LOCATION_FIELDS = ("data_dir", "device", "device_map")  # where things are, not what the run is
 
 
 @dataclass(frozen=True)
@@ -61,23 +61,30 @@ class RunSpec:
     val_size: int = 200
     data_dir: str | None = None
     device: str = "auto"
+    dtype: str = "float32"
+    device_map: str | None = None
 
     def __post_init__(self) -> None:
         if self.applied_module not in APPLIED_MODULES:
             raise ValueError(f"applied_module {self.applied_module!r} is not supported: jola_lens edits attention-head "
                              "outputs only (the paper's 'attention'); MLP or residual edits are not implemented")
         for name, allowed in (("backend", ROUTES), ("formulation", FORMULATIONS), ("prompt_style", PROMPT_STYLES),
-                              ("source", SOURCES), ("device", DEVICES)):
+                              ("source", SOURCES), ("device", DEVICES), ("dtype", tuple(DTYPES))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {allowed}")
         for name in ("train_size", "val_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.device_map is not None and self.device != "auto":
+            raise ValueError(f"device_map {self.device_map!r} places the model itself; leave device at 'auto' "
+                             f"(got {self.device!r})")
 
     def identity(self, train: TrainConfig) -> dict[str, Any]:
-        """The settings that define a run's result (compared before resuming it)."""
-        spec = {k: v for k, v in asdict(self).items() if k not in LOCATION_FIELDS}
+        """The settings that define a run's result (compared before resuming it); dtype only when not float32,
+        so runs from before dtype existed still resume."""
+        spec = {k: v for k, v in asdict(self).items()
+                if k not in LOCATION_FIELDS and not (k == "dtype" and v == "float32")}
         return spec | {"train": train.to_dict()}
 
     def torch_device(self) -> torch.device:
@@ -104,8 +111,9 @@ def load_task(spec: RunSpec) -> Task:
 
 def load_backend(spec: RunSpec) -> tuple[Route, Any]:
     """The frozen model on ``spec``'s device, wrapped for ``spec.backend``, and its tokenizer."""
-    model, tokenizer = load_model(spec.model)
-    model.to(spec.torch_device())
+    model, tokenizer = load_model(spec.model, dtype=spec.dtype, device_map=spec.device_map)
+    if spec.device_map is None:
+        model.to(spec.torch_device())
     return make_route(spec.backend, model, tokenizer), tokenizer
 
 
@@ -146,6 +154,7 @@ def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run
         "method_config": method.to_dict(), "model_name": spec.model or DEFAULT_MODEL, "task_name": task.name,
         "task_kind": task.kind, "task_source": task.source, "n_train": len(splits.train),
         "n_validation": len(splits.validation), "data_dir": spec.data_dir, "device": spec.device,
+        "device_map": spec.device_map,
         "library_version": __version__})
     folder.write_train_items({"train": splits.train, "validation": splits.validation})
     result, earlier = train_method(method, backend, encode(splits.train), encode(splits.validation), config,
