@@ -2,8 +2,8 @@
 
 Trains every (setting, task, seed) of a small grid on the embedded model and scores each run on the same test
 items, into ``analysis/results/localization_stability/runs/<setting>/<task>-seed<S>/`` (ordinary run folders:
-the same command again skips finished runs and resumes interrupted ones). The stability measures are computed
-from these folders by ``jola-lens analyze`` and written beside them.
+the same command again skips finished runs and resumes interrupted ones). ``--report`` computes the stability
+measures of the finished runs and writes them beside them (measures.csv, measures.md, figures, README.md).
 
     python analysis/localization_stability.py --stage screen          # one task, 3 seeds, every setting
     python analysis/localization_stability.py --stage confirm --settings paper,target_const,delay_const
@@ -291,7 +291,9 @@ def readme(output: Path, found: dict[str, list[Path]], markdown: str, verdicts: 
         ("python analysis/localization_stability.py --stage screen "
          "--settings paper,target_const,fast,delay_const,target_random,high_vector_lr"),
         "python analysis/localization_stability.py --stage confirm --settings paper,<two most promising>",
-        f"python analysis/localization_stability.py --report --permutations {n_permutations}   # this file", "```",
+        f"python analysis/localization_stability.py --report --permutations {n_permutations}   # this file",
+        "# the causal check of one setting's seed group (not in this report yet; trains 2 + N runs):",
+        "jola-lens analyze runs/<setting>/sst2-seed* --output causal/<setting> --causal 27 --causal-random 3", "```",
         "", "Training resumes: the same command skips finished runs. The report reads only finished (scored) runs.",
         "", "## Runs per setting", "",
         ("**Partial results**: some settings have fewer runs than their stage needs (screen: 3 seeds of sst2; "
