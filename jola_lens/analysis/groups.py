@@ -16,6 +16,7 @@ import pandas as pd
 
 from jola_lens.analysis.sources import EditSource, SourceLike, load_sources
 from jola_lens.analysis.tables import head_table
+from jola_lens.run_folder import flatten
 
 SEED_KEY = "train.seed"
 BOOKKEEPING = ("task", "task_name", "model", "model_name", "edit.base_model", "device", "library_version",
@@ -46,14 +47,6 @@ class SeedGroup:
     @property
     def n_runs(self) -> int:
         return len(self.runs)
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}`` (as config.json keys are named in messages)."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        flat |= flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
-    return flat
 
 
 def run_settings(source: EditSource) -> tuple[dict[str, Any], int | None]:
