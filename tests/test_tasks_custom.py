@@ -84,11 +84,13 @@ def test_malformed_record_names_file_and_line(tmp_path, caplog):
     path = tmp_path / "broken.jsonl"
     path.write_text('{"input": "a", "output": "b"}\n{"input": "c", "output": "d"}\n{"input": "e"}\n'
                     '{not json\n' + "".join(f'{{"input": "x{i}", "output": "y"}}\n' for i in range(6)))
-    with pytest.raises(BadRecordError, match=r"broken\.jsonl: bad line 3: KeyError: 'output'"):
+    with pytest.raises(BadRecordError, match=r"broken\.jsonl: bad line 3: no 'output' value \(fields: input\); "
+                                             r"shape 'input \+ output' needs input, output\."):
         task_from_file(path)
     with caplog.at_level(logging.WARNING):
         task = task_from_file(path, on_bad_record="skip")
     assert "bad line 3" in caplog.text and "bad line 4: invalid JSON" in caplog.text
+    assert "skipped 2 of 10 records" in caplog.text and task.skipped == 2
     assert sum(len(task.load_split(s)) for s in task.available_splits()) == 8
 
 

@@ -45,7 +45,8 @@ def test_env_var_selects_local_data(data_dir, monkeypatch):
 def test_malformed_local_record(tmp_path, caplog):
     folder = tmp_path / "commonsense" / "boolq"
     folder.mkdir(parents=True)
-    good = {"instruction": "Please answer ... question: is it?\n\nAnswer format: true/false", "input": "",
+    good = {"instruction": "Please answer the following question with true or false, question: is it?\n\n"
+                           "Answer format: true/false", "input": "",
             "output": "the correct answer is true", "answer": "true"}
     (folder / "train.json").write_text(json.dumps([good, dict(good, answer="maybe"), good]))
     (folder / "test.json").write_text(json.dumps([good]))

@@ -2,8 +2,8 @@
 
 Names are matched after lowercasing and dropping everything but letters and digits, so "ARC-Challenge",
 "arc_challenge" and "commonsense/arc-c" all find "commonsense/ARC-c". A bare subtask name ("boolq",
-"history") works when only one family has it. "file:<path>" or an existing .json/.jsonl/.csv path loads a
-user file (see `task_from_file`).
+"history") works when only one family has it. User data needs no registration: "hf:NAME[:CONFIG][@SPLIT]",
+"file:<path>", a .csv/.tsv/.json/.jsonl/.parquet path or a `save_to_disk` folder loads it with `task_from_file`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import inspect
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from jola_lens.tasks.base import Task
+from jola_lens.tasks.files import RECORD_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,8 @@ TaskFactory = Callable[..., Task]
 
 FAMILY_ALIASES = {"commonsensereasoning": "commonsense", "cs": "commonsense", "mmlu": "mmlupro",
                   "extras": "extra", "embedded": "extra"}
-FILE_SUFFIXES = (".json", ".jsonl", ".csv")
+FILE_SUFFIXES = RECORD_SUFFIXES  # data files a task name may be
+REGISTERED_DATA_OPTIONS = ("on_bad_record", "template")  # the data options registered tasks accept
 
 _FACTORIES: dict[str, TaskFactory] = {}
 _FULL: dict[str, str] = {}
@@ -90,33 +92,37 @@ def resolve_name(name: str) -> str:
 
 def get_task(name: str, *, subtask: str | None = None, data_dir: str | os.PathLike | None = None,
              source: str = "auto", formulation: str = "label", template: str | None = None,
-             on_bad_record: str = "stop") -> Task:
+             on_bad_record: str = "error", data_options: Mapping[str, Any] | None = None) -> Task:
     """Build a task by name (`get_task("commonsense", subtask="ARC-c")` == `get_task("commonsense/ARC-c")`).
 
     source: "auto" (local files under data_dir/$JOLA_DATA_DIR, else the embedded copy, else the hub),
-    "local", "embedded" or "hub". formulation: "label", "text" or "cloze" (classification tasks, see `choice.py`). template: a
-    PromptSource template name (GEM tasks). on_bad_record: "stop" raises on a malformed record, "skip" logs
-    and skips it.
+    "local", "embedded" or "hub". formulation: "label", "text" or "cloze" (classification tasks, see `choice.py`).
+    template: a PromptSource template name (GEM tasks). on_bad_record: "error" raises on a malformed record,
+    "skip" leaves it out and counts it. User data (see the module docstring) takes the `task_from_file`
+    keywords in `data_options` (`DataOptions`: text_field, label_field, choices, ...); registered tasks take only
+    its on_bad_record and template.
     """
+    from jola_lens.tasks.user_sources import is_user_data
+
     full = f"{name}/{subtask}" if subtask else name
-    path = _file_path(full)
-    if path is not None:
+    options = dict(data_options or {})
+    if is_user_data(full):
         from jola_lens.tasks.custom import task_from_file
 
-        return task_from_file(path, formulation=formulation, on_bad_record=on_bad_record)
-    factory = _FACTORIES[resolve_name(full)]
-    return _call(factory, {"data_dir": data_dir, "source": source, "formulation": formulation,
-                           "template": template, "on_bad_record": on_bad_record})
+        if template is not None:
+            options.setdefault("template", template)
+        return task_from_file(full, formulation=formulation, **({"on_bad_record": on_bad_record} | options))
+    canonical = resolve_name(full)
+    misplaced = sorted(set(options) - set(REGISTERED_DATA_OPTIONS))
+    if misplaced:
+        raise ValueError(f"{', '.join('--' + k for k in misplaced)}: for your own data (a file, a save_to_disk "
+                         f"folder or hf:NAME); {canonical} is a registered task that reads its own fields")
+    return _call(_FACTORIES[canonical], {"data_dir": data_dir, "source": source, "formulation": formulation,
+                                         "template": options.get("template", template),
+                                         "on_bad_record": options.get("on_bad_record", on_bad_record)})
 
 
-def _file_path(name: str) -> Path | None:
-    if name.startswith("file:"):
-        return Path(name[len("file:"):]).expanduser()
-    path = Path(name).expanduser()
-    return path if path.suffix.lower() in FILE_SUFFIXES and path.is_file() else None
-
-
-_DEFAULTS = {"data_dir": None, "source": "auto", "formulation": "label", "template": None, "on_bad_record": "stop"}
+_DEFAULTS = {"data_dir": None, "source": "auto", "formulation": "label", "template": None, "on_bad_record": "error"}
 
 
 def _call(factory: TaskFactory, kwargs: dict) -> Task:
