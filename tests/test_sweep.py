@@ -67,14 +67,33 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 # ---- the sweep file ------------------------------------------------------------------------------------
 def test_grid_expands_with_names_from_the_settings_that_vary(workspace):
     sweep = read_sweep(write_sweep(workspace, GRID + "trials:\n  - {seed: 3, lr: 0.01, num_epoch: 1}\n"))
-    assert [t.name for t in sweep.trials] == ["seed=1,lr=0.01,num_epoch=2", "seed=1,lr=0.05,num_epoch=2",
-                                              "seed=2,lr=0.01,num_epoch=2", "seed=2,lr=0.05,num_epoch=2",
-                                              "seed=3,lr=0.01,num_epoch=1"]
+    assert [t.name for t in sweep.trials] == ["seed=1,lr=0.01", "seed=1,lr=0.05", "seed=2,lr=0.01", "seed=2,lr=0.05",
+                                              "seed=3,lr=0.01"]  # seed 3 alone has num_epoch 1: no need to say
     assert sweep.varying == ("seed", "lr", "num_epoch")
     assert sweep.trials[-1].line == 17
     first = sweep.trials[0].settings
     assert first["task"] == str(workspace / "task.jsonl") and first["base_model_name"] == str(workspace / "model")
     assert first["seed"] == 1 and first["lr"] == 0.01 and first["num_epoch"] == 2
+
+
+def test_names_leave_out_settings_the_others_already_tell_apart(workspace):
+    sweep = read_sweep(write_sweep(workspace, SETTINGS + """\
+trials:
+  - {seed: 1, formulation: text, lr: 0.01}
+  - {seed: 1, formulation: cloze, gate_lr: 0.1}
+  - {seed: 2, formulation: text, lr: 0.01}
+"""))
+    assert sweep.varying == ("seed", "formulation", "lr", "gate_lr")
+    assert [t.name for t in sweep.trials] == ["seed=1,formulation=text", "seed=1,formulation=cloze",
+                                              "seed=2,formulation=text"]
+
+
+def test_the_committed_sweep_files_are_valid():
+    folder = Path(__file__).resolve().parents[1] / "analysis" / "sweeps"
+    sweeps = {path.name: read_sweep(path) for path in sorted(folder.glob("*.yaml"))}
+    paper = sweeps["paper_protocol.yaml"]
+    assert len(paper.trials) == 26 * 3 and paper.varying == ("task", "seed")
+    assert len({t.name for t in paper.trials}) == 78
 
 
 def test_unknown_setting_is_named_with_its_line(workspace):

@@ -73,7 +73,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"{sweep.path}: {len(sweep.trials)} trial(s); settings that vary: {', '.join(sweep.varying) or 'none'}")
         for trial in sweep.trials:
-            print(f"  {trial.name}: " + ", ".join(f"{k}={v}" for k, v in trial.settings.items()))
+            print(f"  {trial.name}: " + ", ".join(f"{k}={trial.settings.get(k)}" for k in sweep.varying))
         return 0
     from jola_lens.sweep.executor import SweepInterrupted, WorkerStartError, run_sweep
 

@@ -303,8 +303,25 @@ def _name_part(value: Any) -> str:
 
 
 def _names(varying: list[dict[str, Any]]) -> list[str]:
-    """Folder names from the settings that vary (``lr=0.1,seed=1``); unique (``-2``, ``-3`` on clashes)."""
-    names = [",".join(f"{k}={_name_part(v)}" for k, v in point.items()) or "trial" for point in varying]
+    """Folder names from the settings that vary (``lr=0.1,seed=1``), unique (``-2``, ``-3`` on clashes).
+
+    A setting is left out of the names when the settings before it already tell its trials apart (a task's
+    formulation, a method's learning rate), and so is a setting a trial does not give (None).
+    """
+    keys: list[str] = []
+    groups = {(): list(range(len(varying)))}
+    for key in dict.fromkeys(k for point in varying for k in point):
+        finer: dict[tuple, list[int]] = {}
+        for label, members in groups.items():
+            for i in members:
+                finer.setdefault((*label, repr(varying[i].get(key))), []).append(i)
+        if len(finer) > len(groups):
+            keys.append(key)
+            groups = finer
+        else:
+            groups = {(*label, None): members for label, members in groups.items()}
+    names = [",".join(f"{k}={_name_part(point[k])}" for k in keys if point.get(k) is not None) or "trial"
+             for point in varying]
     return unique_names(names, taken=set())
 
 
