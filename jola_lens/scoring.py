@@ -15,6 +15,7 @@ left-padded together in batches; the first line of each continuation is kept.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -41,6 +42,8 @@ from jola_lens.tasks.parsing import first_line
 logger = logging.getLogger(__name__)
 
 NUM_BEAMS = 4
+CHUNK_OVERHEAD = 32
+"""Token slots one more forward is worth when the options' continuations are split into chunks of similar length."""
 Edit = JoLAEdit | Adapter | None
 Request = tuple[str, str]
 """(prompt, option): the text before the option and the option text that is scored."""
@@ -139,7 +142,7 @@ def option_logprobs(route: Route, tokenizer: Any, requests: Sequence[Sequence[Re
     items = encode_items(tokenizer, requests, ids, max_length=max_length, context=context_length(route))
     pad = pad_token_id(tokenizer)
     results: list[list[float]] = [[] for _ in items]
-    groups = length_groups([max(len(o.input_ids) for o in item.options) for item in items], batch_size)
+    groups = length_groups([item.shared for item in items], batch_size)
     for group in tqdm(groups, desc="scoring options", leave=False, disable=not progress):
         # options that share no token (prompts cut differently from the left, without BOS) run whole
         prefixed = [i for i in group if shared_prefix and items[i].shared > 0]
@@ -203,24 +206,20 @@ def _padded(rows: Sequence[Sequence[int]], pad: int) -> tuple[Int[Tensor, "rows 
 
 
 def _shared_prefix_sums(route: Route, edit: Edit, items: Sequence[EncodedItem], pad: int) -> list[list[float]]:
-    """One pass over the shared prefixes (right-padded, logits at each prefix's last position), one over the
-    options that need more (their tokens after the prefix, on the prefix's cache)."""
+    """One pass over the shared prefixes (right-padded, logits at each prefix's last position), then the options
+    that need more: their tokens after the prefix, on the prefix's cache, in chunks of similar length."""
     device = route.device
-    prefix_reads, suffix_reads = _Reads(), _Reads()
-    suffixes: list[list[int]] = []
-    suffix_items: list[int] = []
+    prefix_reads = _Reads()
+    suffixes: list[tuple[int, list[int], list[tuple[int, int, int]]]] = []  # (item, tokens, (col, token, option))
     option = 0
     for j, item in enumerate(items):
         for encoded in item.options:
             scored = [t for t in range(item.shared, len(encoded.labels)) if encoded.labels[t] != IGNORE_INDEX]
-            for t in scored:
-                if t == item.shared:
-                    prefix_reads.add(j, 0, encoded.input_ids[t], option)
-                else:
-                    suffix_reads.add(len(suffixes), t - 1 - item.shared, encoded.input_ids[t], option)
+            if scored[0] == item.shared:
+                prefix_reads.add(j, 0, encoded.input_ids[item.shared], option)
             if scored[-1] > item.shared:
-                suffixes.append(encoded.input_ids[item.shared:scored[-1]])
-                suffix_items.append(j)
+                reads = [(t - 1 - item.shared, encoded.input_ids[t], option) for t in scored if t > item.shared]
+                suffixes.append((j, encoded.input_ids[item.shared:scored[-1]], reads))
             option += 1
     sums = torch.zeros(option, dtype=torch.float32)
     prefix_ids, prefix_mask = _padded([item.options[0].input_ids[:item.shared] for item in items], pad)
@@ -231,16 +230,40 @@ def _shared_prefix_sums(route: Route, edit: Edit, items: Sequence[EncodedItem], 
                               use_cache=bool(suffixes))
     if prefix_reads.rows:
         prefix_reads.add_logprobs(sums, logits[torch.tensor(prefix_reads.rows, device=device)])
-    if suffixes:
-        index = torch.tensor(suffix_items, device=device)
-        cache.reorder_cache(index)
-        suffix_ids, suffix_mask = _padded(suffixes, pad)
-        mask = torch.cat([prefix_mask.to(device)[index], suffix_mask.to(device)], dim=1)
-        position_ids = (shared.to(device)[index, None] + torch.arange(suffix_ids.shape[1], device=device)[None])
-        logits, _ = route.run(edit, suffix_ids.to(device), mask, logits_at=suffix_reads.positions(device),
-                              position_ids=position_ids, past_key_values=cache, use_cache=True)
-        suffix_reads.add_logprobs(sums, logits)
+    chunks = length_chunks([len(tokens) for _, tokens, _ in suffixes])
+    for n, chunk in enumerate(chunks):
+        rows = [suffixes[r] for r in chunk]
+        chunk_cache = cache if n == len(chunks) - 1 else copy.deepcopy(cache)
+        index = torch.tensor([j for j, _, _ in rows], device=device)
+        chunk_cache.reorder_cache(index)
+        suffix_ids, suffix_mask = _padded([tokens for _, tokens, _ in rows], pad)
+        reads = _Reads()
+        for row, (_, _, row_reads) in enumerate(rows):
+            for col, token, opt in row_reads:
+                reads.add(row, col, token, opt)
+        logits, _ = route.run(edit, suffix_ids.to(device), torch.cat([prefix_mask.to(device)[index],
+                                                                      suffix_mask.to(device)], dim=1),
+                              logits_at=reads.positions(device), past_key_values=chunk_cache, use_cache=True,
+                              position_ids=shared.to(device)[index, None]
+                              + torch.arange(suffix_ids.shape[1], device=device)[None])
+        reads.add_logprobs(sums, logits)
     return _split(sums.tolist(), items)
+
+
+def length_chunks(lengths: Sequence[int], overhead: int = CHUNK_OVERHEAD) -> list[list[int]]:
+    """Indices of ``lengths`` in chunks of similar length, minimizing the padded token slots plus ``overhead``
+    slots per chunk (the cost of one more forward), by dynamic programming over the sorted lengths."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    best = [0] + [0] * len(order)
+    cut = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        best[end], cut[end] = min((best[start] + (end - start) * lengths[order[end - 1]] + overhead, start)
+                                  for start in range(end))
+    out, end = [], len(order)
+    while end:
+        out.append(order[cut[end]:end])
+        end = cut[end]
+    return out[::-1]
 
 
 # ---- generation ------------------------------------------------------------------------------------------
