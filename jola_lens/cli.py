@@ -73,6 +73,7 @@ def _add_common(parser: argparse.ArgumentParser, inherit: bool) -> None:
     from jola_lens.backends.route import ROUTES
     from jola_lens.evaluation import SCORINGS
     from jola_lens.models import DTYPES
+    from jola_lens.tasks.cli_flags import add_data_flags
     from jola_lens.tasks.prompts import PROMPT_STYLES
     from jola_lens.training.pipeline import DEVICES, FORMULATIONS, SOURCES
 
@@ -84,7 +85,8 @@ def _add_common(parser: argparse.ArgumentParser, inherit: bool) -> None:
     note = " (default: the run's, else %s)" if inherit else " (default: %s)"
     task = parser.add_argument_group("task and model")
     _flag(task, "task", default=default(spec["task"]), metavar="NAME",
-          help="task name, e.g. extra/SST-2, commonsense/ARC-e, or a .json/.jsonl/.csv file" + note % spec["task"])
+          help="task name, e.g. extra/SST-2, commonsense/ARC-e; or your own data: a .csv/.tsv/.json/.jsonl/.parquet "
+               "file, a save_to_disk folder or hf:NAME[:CONFIG][@SPLIT]" + note % spec["task"])
     _flag(task, "subtask", default=None, metavar="NAME", help="subtask, when --task names only a family")
     _flag(task, "base_model_name", default=None, metavar="MODEL",
           help="Hugging Face model id or folder (default: the embedded SmolLM2-135M-Instruct)")
@@ -119,6 +121,7 @@ def _add_common(parser: argparse.ArgumentParser, inherit: bool) -> None:
     _flag(evaluation, "output_file_name", default=None, metavar="FILE",
           help="JSONL file that gets one results line per run (default: results.jsonl beside the output folder)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+    add_data_flags(parser)
 
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -262,13 +265,16 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 def train_settings(args: argparse.Namespace) -> tuple[RunSpec, TrainConfig]:
     """The (RunSpec, TrainConfig) that ``jola-lens train`` flags describe."""
+    from jola_lens.tasks.cli_flags import data_settings
     from jola_lens.training.config import TrainConfig
     from jola_lens.training.pipeline import RunSpec
 
-    spec = RunSpec(task=args.task, subtask=args.subtask, model=args.base_model_name, backend=args.backend,
+    hub_task, data_options = data_settings(args)
+    spec = RunSpec(task=hub_task or args.task, subtask=args.subtask, model=args.base_model_name, backend=args.backend,
                    formulation=args.formulation, prompt_style=args.prompt_style, source=args.source,
                    applied_module=args.applied_module, train_size=args.train_size, val_size=args.val_size,
-                   data_dir=args.data_path, device=args.device, dtype=args.dtype, device_map=args.device_map)
+                   data_dir=args.data_path, device=args.device, dtype=args.dtype, device_map=args.device_map,
+                   data_options=data_options or {})
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     return spec, config
 
@@ -292,11 +298,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from jola_lens.tasks.cli_flags import data_settings
     from jola_lens.training.pipeline import eval_run
 
-    overrides = {"task": args.task, "subtask": args.subtask, "model": args.base_model_name, "backend": args.backend,
-                 "formulation": args.formulation, "prompt_style": args.prompt_style, "source": args.source,
-                 "data_dir": args.data_path, "device": args.device, "dtype": args.dtype, "device_map": args.device_map}
+    hub_task, data_options = data_settings(args)
+    overrides = {"task": hub_task or args.task, "subtask": args.subtask, "model": args.base_model_name,
+                 "backend": args.backend, "formulation": args.formulation, "prompt_style": args.prompt_style,
+                 "source": args.source, "data_dir": args.data_path, "device": args.device, "dtype": args.dtype,
+                 "device_map": args.device_map, "data_options": data_options}
     outcome = eval_run(args.edit, overrides=overrides, scoring=args.scoring, limit=args.limit,
                        output_dir=args.output_dir, results_file=args.output_file_name, eval_batch=args.eval_batch,
                        max_length=args.max_length, progress=not args.quiet)

@@ -78,6 +78,11 @@ def evaluate(backend: Route, tokenizer: Any, task: Task, examples: Sequence[Exam
     finally:
         if was_training:
             edit.train()
+    baseline = getattr(task, "majority_rate", None)  # user classification data: the majority-class rate
+    rate = baseline(list(examples)) if baseline is not None else None
+    if rate is not None:
+        for values in metrics.values():
+            values["majority_rate"] = rate
     return EvalResult(metrics, records, time.monotonic() - start)
 
 

@@ -90,7 +90,10 @@ def test_evaluate_both_records_every_field(backend, tiny_tokenizer, strong_edit,
     result = evaluate(backend, tiny_tokenizer, task, examples, strong_edit, scoring="both", prompt_style="plain",
                       batch_size=4, progress=False)
     assert set(result.metrics) == {"generation", "likelihood"}
-    assert set(result.metrics["likelihood"]) == {"acc", "acc_norm", "n"}
+    assert set(result.metrics["likelihood"]) == {"acc", "acc_norm", "n", "majority_rate"}  # a user file's task
+    gold = [e.answer_index for e in examples]
+    majority = 100 * max(gold.count(i) for i in set(gold)) / 6
+    assert result.metrics["likelihood"]["majority_rate"] == result.metrics["generation"]["majority_rate"] == majority
     assert result.metrics["likelihood"]["n"] == 6 and result.metrics["generation"]["n"] == 6
     record = result.records[0]
     assert {"id", "prompt", "response", "prediction", "gold", "correct", "option_logprobs", "likelihood_prediction",

@@ -10,6 +10,7 @@ import os
 import time
 
 import pytest
+from test_training_helpers import tiny_model_dir  # noqa: F401  (fixture)
 
 from jola_lens.tasks import BadRecordError, HubUnavailableError, get_task, hf_data, task_from_file
 from jola_lens.tasks.data_options import DataOptions
@@ -393,3 +394,44 @@ def test_registered_tasks_refuse_field_options():
         get_task("extra/SST-2", data_options={"label_field": "x"})
     with pytest.raises(FileNotFoundError, match=r"missing\.csv does not exist\. Pass a data file"):
         get_task("missing.csv")
+
+
+# ---- command line ----------------------------------------------------------------------------------------
+def test_data_flags_reach_the_run_spec(tmp_path):
+    from jola_lens.cli import build_parser, train_settings
+
+    parser = build_parser()
+    spec, _ = train_settings(parser.parse_args(["train", "--task", "x.csv", "--text-field", "title,body",
+                                                "--label_field", "stars", "--label_words", "1=bad,5=good",
+                                                "--on_bad_record", "skip"]))
+    assert (spec.task, spec.data_options) == ("x.csv", {"text_field": ["title", "body"], "label_field": "stars",
+                                                        "label_words": {"1": "bad", "5": "good"},
+                                                        "on_bad_record": "skip"})
+    spec, _ = train_settings(parser.parse_args(["train", "--hf_dataset", "nyu-mll/glue", "--hf_config", "sst2",
+                                                "--hf_split", "validation"]))
+    assert (spec.task, spec.data_options) == ("hf:nyu-mll/glue:sst2@validation", {})
+    with pytest.raises(ValueError, match=r"--hf_config need --hf_dataset NAME"):
+        train_settings(parser.parse_args(["train", "--hf_config", "sst2"]))
+    with pytest.raises(ValueError, match=r"--label_words: expected VALUE=WORD pairs"):
+        train_settings(parser.parse_args(["train", "--task", "x.csv", "--label_words", "bad"]))
+
+
+def test_a_trained_run_reads_its_file_the_same_way_at_evaluation(tmp_path, tiny_model_dir, capsys):  # noqa: F811
+    from jola_lens.cli import main
+
+    rows = [(f"w{i % 40} w{(i * 7) % 40}", "w50" if i % 3 else "w51") for i in range(90)]
+    data = _csv(tmp_path / "words.csv", ["title", "stars"], rows)
+    run = tmp_path / "run"
+    common = ["--base_model_name", str(tiny_model_dir), "--prompt_style", "plain", "--max_length", "64",
+              "--eval_batch", "8", "--quiet"]
+    assert main(["train", "--task", str(data), "--text_field", "title", "--label_field", "stars", *common,
+                 "--train_size", "16", "--val_size", "8", "--num_epoch", "1", "--output_dir", str(run)]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["data_options"] == {"text_field": ["title"], "label_field": "stars"}
+    assert main(["eval", "--edit", str(run), "--scoring", "likelihood", "--limit", "12", "--quiet"]) == 0
+    evaluation = json.loads((run / "metrics.json").read_text())["evaluation"]
+    test = get_task(str(data), data_options=saved["data_options"]).load_split("test")[:12]
+    assert evaluation["results"]["likelihood"]["majority_rate"] == pytest.approx(majority_rate(test))
+    assert "majority_rate" in capsys.readouterr().out
+    assert main(["eval", "--task", str(data), *common, "--scoring", "likelihood"]) == 2  # no fields: no shape
+    assert "no known data shape" in capsys.readouterr().err

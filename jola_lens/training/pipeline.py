@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from jola_lens.run_folder import RunFolder, flatten
 from jola_lens.tasks import get_task
 from jola_lens.tasks.base import Task
 from jola_lens.tasks.choice import FORMULATIONS
+from jola_lens.tasks.data_options import DataOptions
 from jola_lens.tasks.encoding import encode_example
 from jola_lens.tasks.examples import Example
 from jola_lens.tasks.prompts import PROMPT_STYLES
@@ -63,8 +64,10 @@ class RunSpec:
     device: str = "auto"
     dtype: str = "float32"
     device_map: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)  # how user data is read, see tasks/data_options.py
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "data_options", DataOptions.parse(**self.data_options).to_dict())
         if self.applied_module not in APPLIED_MODULES:
             raise ValueError(f"applied_module {self.applied_module!r} is not supported: jola_lens edits attention-head "
                              "outputs only (the paper's 'attention'); MLP or residual edits are not implemented")
@@ -106,7 +109,7 @@ class RunOutcome:
 
 def load_task(spec: RunSpec) -> Task:
     return get_task(spec.task, subtask=spec.subtask, data_dir=spec.data_dir, source=spec.source,
-                    formulation=spec.formulation)
+                    formulation=spec.formulation, data_options=spec.data_options)
 
 
 def load_backend(spec: RunSpec) -> tuple[Route, Any]:
@@ -225,6 +228,8 @@ def eval_run(edit_path: str | Path | None, *, overrides: dict[str, Any] | None =
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if edit is not None and run is None and "model" not in given and edit.config.base_model not in (None, DEFAULT_MODEL):
         given["model"] = edit.config.base_model
+    if "data_options" in given:  # data flags given at evaluation add to those the run was trained with
+        given["data_options"] = saved.get("data_options", {}) | given["data_options"]
     names = {f.name for f in fields(RunSpec)}
     spec = RunSpec(**({k: v for k, v in saved.items() if k in names} | given))
     train_config = TrainConfig.from_dict(saved["train"]) if "train" in saved else TrainConfig()
