@@ -173,3 +173,13 @@ def test_options_longer_than_max_length_or_the_context_are_refused(llama_route, 
     with pytest.raises(ValueError, match="has 130 tokens, more than the model's context of 128 tokens"):
         option_logprobs(llama_route, tiny_tokenizer, [[("w2", " ".join(["w1"] * 130)), ("w2", "w3")]], None,
                         max_length=1000, progress=False)
+
+
+def test_length_chunks_trade_padding_against_forwards():
+    from jola_lens.scoring import length_chunks
+
+    lengths = [20, 1, 2, 1, 19]
+    assert length_chunks(lengths, overhead=4) == [[1, 3, 2], [4, 0]]  # 3 x 2 + 2 x 20 + 2 x 4 < 5 x 20 + 4
+    assert length_chunks(lengths, overhead=1000) == [[1, 3, 2, 4, 0]]
+    assert length_chunks(lengths, overhead=0) == [[1, 3], [2], [4], [0]]
+    assert length_chunks([]) == []
