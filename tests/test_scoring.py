@@ -183,3 +183,24 @@ def test_length_chunks_trade_padding_against_forwards():
     assert length_chunks(lengths, overhead=1000) == [[1, 3, 2, 4, 0]]
     assert length_chunks(lengths, overhead=0) == [[1, 3], [2], [4], [0]]
     assert length_chunks([]) == []
+
+
+@pytest.mark.parametrize(("method", "route_name"), [("jola", r) for r in ROUTES] + [("lora", "hf"), ("ia3", "hf")])
+def test_every_method_scores_alike_with_and_without_the_shared_prefix(method, route_name, bpe_tokenizer):
+    pytest.importorskip("peft")
+    from jola_lens.methods.config import MethodConfig
+    from jola_lens.methods.registry import build_adapter
+
+    route = make_route(route_name, build_tiny_model("llama", vocab_size=len(bpe_tokenizer)), bpe_tokenizer)
+    adapter = build_adapter(MethodConfig(method), route, seed=0)
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    adapter.eval()
+    full = option_logprobs(route, bpe_tokenizer, REQUESTS, adapter, batch_size=4, shared_prefix=False, progress=False)
+    shared = option_logprobs(route, bpe_tokenizer, REQUESTS, adapter, batch_size=4, progress=False)
+    bare = option_logprobs(route, bpe_tokenizer, REQUESTS, None, batch_size=4, progress=False)
+    for a, b in zip(full, shared):
+        assert b == pytest.approx(a, abs=1e-4)
+    assert full[0] != pytest.approx(bare[0], abs=1e-3)
+    adapter.remove()

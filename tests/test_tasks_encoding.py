@@ -74,8 +74,8 @@ def test_left_truncation_keeps_bos_and_target():
     tokenizer = _WordTokenizer()
     encoded = encode_example(tokenizer, "a bb ccc dddd eeeee", "xy z", max_length=6)
     assert encoded.input_ids == [1, 14, 15, 12, 11, 2]  # BOS, last two prompt words, target, EOS
-    assert encoded.labels == [-100, -100, -100, 12, 11, 2]
+    assert encoded.labels == [-100, -100, -100, 12, 11, 2] and encoded.truncated == 3
     untouched = encode_example(tokenizer, "a bb", "z", max_length=6, add_eos=False)
-    assert untouched.input_ids == [1, 11, 12, 11] and untouched.prompt_length == 3
+    assert untouched.input_ids == [1, 11, 12, 11] and untouched.prompt_length == 3 and untouched.truncated == 0
     with pytest.raises(ValueError, match="target alone has 4 tokens"):
         encode_example(tokenizer, "a bb", "x y z", max_length=4)
