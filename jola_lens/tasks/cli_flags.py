@@ -19,10 +19,11 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
     from jola_lens.cli import _flag
 
     group = parser.add_argument_group(
-        "your own data", "for --task FILE (.csv .tsv .json .jsonl .parquet), a datasets save_to_disk folder or "
-        "hf:NAME[:CONFIG][@SPLIT]. The usual shapes need no flag (text/sentence/review/content + label, sentence "
-        "pairs + label, question/choices/answer, instruction/input/output, prompt/completion, chat messages); "
-        "a trained run's folder keeps these settings for its evaluation")
+        "your own data",
+        "for --task FILE (.csv .tsv .json .jsonl .parquet), a datasets save_to_disk folder or\n"
+        "hf:NAME[:CONFIG][@SPLIT]. The usual shapes need no flag: text/sentence/review/content + label,\n"
+        "sentence pairs + label, question/choices/answer, instruction/input/output, prompt/completion, chat\n"
+        "messages. A trained run keeps these settings for its evaluation.")
     _flag(group, "text_field", metavar="COLUMN[,COLUMN]", help="the column(s) the model reads")
     _flag(group, "label_field", metavar="COLUMN", help="the column holding the answer")
     _flag(group, "choices", metavar=f"A,B,...|{FROM_DATA}",
