@@ -19,12 +19,12 @@ import json
 import logging
 import math
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
 from jola_lens import atomic
 from jola_lens.analysis.comparison import task_comparison
@@ -36,8 +36,8 @@ from jola_lens.analysis.overlap import jaccard, plot_overlap
 from jola_lens.analysis.stability import N_PERMUTATIONS, stability_report, stability_verdicts
 from jola_lens.analysis.summary import to_markdown
 from jola_lens.config import EDIT_KINDS
-from jola_lens.training.config import TrainConfig
-from jola_lens.training.pipeline import RunSpec, train_run
+from jola_lens.sweep import run_sweep
+from jola_lens.sweep.spec import parse_sweep
 
 logger = logging.getLogger("localization_stability")
 RESULTS = Path(__file__).resolve().parent / "results" / "localization_stability"
@@ -70,22 +70,17 @@ def finished_results(folder: Path) -> dict:
     return json.loads(metrics.read_text())["evaluation"]["results"] if metrics.is_file() else {}
 
 
-def run_grid(settings: list[str], tasks: list[str], seeds: list[int], limit: int, output: Path) -> None:
-    for setting in settings:
-        for task in tasks:
-            for seed in seeds:
-                folder = output / "runs" / setting / f"{task}-seed{seed}"
-                if "likelihood" in finished_results(folder):
-                    continue
-                name, formulation = TASKS[task]
-                spec = RunSpec(task=name, formulation=formulation, train_size=BASE["train_size"],
-                               val_size=BASE["val_size"])
-                fields = {k: v for k, v in BASE.items() if k not in ("train_size", "val_size")}
-                config = TrainConfig(**fields, **SETTINGS[setting], seed=seed)
-                start = time.monotonic()
-                train_run(spec, config, folder, run_mode="train_eval", scoring="likelihood", limit=limit,
-                          results_file=output / "results.jsonl", progress=False)
-                logger.info("%s %s seed %d: %.0f s", setting, task, seed, time.monotonic() - start)
+def run_grid(settings: list[str], tasks: list[str], seeds: list[int], limit: int, output: Path,
+             workers: int, threads: int) -> None:
+    """Every (setting, task, seed) as one sweep (``jola-lens sweep``: finished runs kept, interrupted ones resumed;
+    its table in OUTPUT/sweep/), run folders at OUTPUT/runs/<setting>/<task>-seed<S>."""
+    trials = [{"name": f"{setting}/{task}-seed{seed}", "task": TASKS[task][0], "formulation": TASKS[task][1],
+               **BASE, **SETTINGS[setting], "seed": seed, "run_mode": "train_eval", "scoring": "likelihood",
+               "limit": limit} for setting in settings for task in tasks for seed in seeds]
+    sweep = parse_sweep(yaml.safe_dump({"trials": trials}, sort_keys=False), output / "stability-sweep.yaml")
+    result = run_sweep(sweep, output / "sweep", runs_dir=output / "runs", workers=workers,
+                       threads_per_trial=threads, extend=True)
+    logger.info("%d trials: %s in %.0f s", len(trials), result.counts, result.seconds)
 
 
 # ---- report: measures of whatever runs exist ------------------------------------------------------------
@@ -314,7 +309,9 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated, from: " + ", ".join(SETTINGS))
     parser.add_argument("--limit", type=int, default=100, help="test items scored per run (the same for every run)")
     parser.add_argument("--output", type=Path, default=RESULTS)
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
+                        help="torch threads (per trial)")
+    parser.add_argument("--workers", type=int, default=1, help="trials trained at once (Ray workers)")
     parser.add_argument("--report", action="store_true",
                         help="train nothing: write measures.csv, measures.md, figures and README.md from the "
                              "finished runs under --output")
@@ -330,7 +327,7 @@ def main() -> None:
     unknown = sorted(set(args.settings.split(",")) - set(SETTINGS))
     if unknown:
         parser.error(f"unknown settings {unknown}; choose from {sorted(SETTINGS)}")
-    run_grid(args.settings.split(","), tasks, seeds, args.limit, args.output)
+    run_grid(args.settings.split(","), tasks, seeds, args.limit, args.output, args.workers, args.threads)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ model on the same test items, and writes into ``analysis/results/<study>/``:
     runs/<task>/                 run folders (checkpoint/ and predictions.jsonl removed: --keep-checkpoints keeps them)
     runs/<task>-seed<S>/         the seed control: the first tasks trained again with another seed (--control-seed)
     runs/zeroshot/<task>/        metrics.json of the bare model
+    sweep/                       the runs' sweep (`jola-lens sweep`): trials.csv, results.csv, each run's trial.log
 
 The seed control answers the first question a reader of an overlap matrix should ask: do two tasks share heads
 because of the task, or because both runs started from the same random gate logits? It trains the first
@@ -39,6 +40,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+import yaml
 
 from jola_lens.analysis import (
     additive_logit_lens,
@@ -60,10 +62,11 @@ from jola_lens.analysis.figures import slug
 from jola_lens.analysis.sources import EditSource
 from jola_lens.models import load_model
 from jola_lens.run_folder import RunFolder
+from jola_lens.sweep import run_sweep
+from jola_lens.sweep.spec import parse_sweep
 from jola_lens.tasks.choice import FORMULATIONS
-from jola_lens.training.checkpoint import has_checkpoint
 from jola_lens.training.config import TrainConfig
-from jola_lens.training.pipeline import RunSpec, eval_run, train_run
+from jola_lens.training.pipeline import RunSpec, eval_run
 
 RESULTS_ROOT = Path(__file__).resolve().parent / "results"
 
@@ -124,6 +127,8 @@ def parse_args(description: str, study: str, tasks: tuple[StudyTask, ...], fast:
                       help="test items per generation-scored task (4-beam search is slow on CPU; default: 50)")
     what.add_argument("--trajectory-task", choices=[t.name for t in tasks], default=tasks[0].name,
                       help="the run whose gate trajectories are drawn (default: %(default)s)")
+    what.add_argument("--workers", type=int, default=1,
+                      help="runs trained at once (Ray workers, sharing the CPU threads; default: 1)")
     what.add_argument("--keep-checkpoints", action="store_true",
                       help="keep each run's checkpoint/ and predictions.jsonl (removed by default: size)")
     train = parser.add_argument_group("training (default: CPU-sized; --paper: the paper's protocol)")
@@ -204,17 +209,6 @@ def _evaluated(metrics: dict[str, Any], scoring: str, limit: int) -> bool:
     return evaluation.get("scoring") == scoring and evaluation.get("limit") == limit
 
 
-def _trained(folder: RunFolder, identity: dict[str, Any]) -> bool:
-    """True when ``folder`` holds a finished run with ``identity``; exits when it holds other settings."""
-    if not folder.config.is_file():
-        return False
-    differences = folder.settings_diff(identity)
-    if differences:
-        sys.exit(f"--reuse: {folder.root} holds a run with other settings ({'; '.join(differences)}); "
-                 "delete it, pick another --runs-dir, or drop --reuse to train afresh")
-    return folder.edit_dir.is_dir() and "training" in _metrics(folder.root)
-
-
 def prune(folder: Path) -> None:
     """Drop what the study does not need and is large: the resume checkpoint and the per-item predictions."""
     run = RunFolder(folder)
@@ -222,30 +216,37 @@ def prune(folder: Path) -> None:
     run.predictions.unlink(missing_ok=True)
 
 
-def ensure_run(task: StudyTask, args: argparse.Namespace, config: TrainConfig, folder: Path | None = None,
-               evaluate: bool = True) -> dict[str, Any]:
-    """Train (or reuse, or only evaluate) the task's run in ``folder`` (default: runs/<task>); its metrics.json."""
-    spec, folder = run_spec(task, args), RunFolder(folder or args.runs_dir / task.slug)
-    limit = args.gen_limit if task.scoring == "generation" else args.limit
-    evaluate = evaluate and not args.no_eval
-    if args.reuse and _trained(folder, spec.identity(config)):
-        metrics = _metrics(folder.root)
-        if not evaluate or _evaluated(metrics, task.scoring, limit):
-            print(f"[{task.name}] reusing {folder.root}", flush=True)
-            return metrics
-        print(f"[{task.name}] evaluating the saved run in {folder.root}", flush=True)
-        outcome = eval_run(folder.root, overrides={"data_dir": spec.data_dir}, scoring=task.scoring, limit=limit,
-                           progress=False)
-    else:
-        resume = args.reuse and has_checkpoint(folder.checkpoint_dir)
-        print(f"[{task.name}] {'resuming' if resume else 'training'} into {folder.root}", flush=True)
-        outcome = train_run(spec, config, folder.root, run_mode="train_eval" if evaluate else "train",
-                            scoring=task.scoring, limit=limit, overwrite=not resume, progress=False)
+def study_trial(task: StudyTask, args: argparse.Namespace, config: TrainConfig, name: str,
+                evaluate: bool) -> dict[str, Any]:
+    """One run of the study as a sweep trial: ``run_spec`` and ``config`` as `jola-lens train` settings."""
+    spec = run_spec(task, args)
+    return {"name": name, "task": spec.task, "formulation": spec.formulation, "source": spec.source,
+            "train_size": spec.train_size, "val_size": spec.val_size,
+            **({"data_path": str(Path(spec.data_dir).resolve())} if spec.data_dir else {}), **config.to_dict(),
+            "run_mode": "train_eval" if evaluate else "train", "scoring": task.scoring,
+            "limit": args.gen_limit if task.scoring == "generation" else args.limit}
+
+
+def train_runs(tasks: list[StudyTask], controls: list[StudyTask], args: argparse.Namespace,
+               config: TrainConfig) -> dict[str, dict[str, Any]]:
+    """Train the study's runs and its seed controls as one sweep (``jola-lens sweep``, its table in OUTPUT/sweep/)
+    into RUNS/<task> and RUNS/<task>-seed<S>; metrics.json by folder name. Without --reuse every run trains
+    afresh; with it finished runs are kept, interrupted ones resumed and runs whose test scoring changed rescored."""
+    trials = [study_trial(task, args, config, task.slug, not args.no_eval) for task in tasks]
+    trials += [study_trial(task, args, train_config(args, args.control_seed), control_folder(task, args).name, False)
+               for task in controls]
+    sweep = parse_sweep(yaml.safe_dump({"trials": trials}, sort_keys=False), args.output / "study-sweep.yaml")
+    result = run_sweep(sweep, args.output / "sweep", runs_dir=args.runs_dir, workers=args.workers,
+                       threads_per_trial=max(1, torch.get_num_threads() // args.workers), extend=args.reuse,
+                       overwrite=not args.reuse)
+    failed = [row for row in result.rows if row.status != "done"]
+    if failed:
+        sys.exit("runs that did not finish: " + "; ".join(f"{row.name}: {row.error}" for row in failed)
+                 + f" (logs: RUN/trial.log; table: {args.output / 'sweep' / 'trials.csv'})")
     if not args.keep_checkpoints:
-        prune(folder.root)
-    print(f"[{task.name}] done in {outcome.seconds:.0f} s: heads kept "
-          f"{ {k: v['kept'] for k, v in outcome.metrics['training']['heads'].items()} }", flush=True)
-    return outcome.metrics
+        for trial in sweep.trials:
+            prune(args.runs_dir / trial.name)
+    return {trial.name: _metrics(args.runs_dir / trial.name) for trial in sweep.trials}
 
 
 def ensure_zeroshot(task: StudyTask, args: argparse.Namespace) -> dict[str, Any]:
@@ -290,14 +291,11 @@ def run_study(title: str, intro: str, tasks: tuple[StudyTask, ...], args: argpar
     start = time.monotonic()
     chosen = selected_tasks(tasks, args)
     config = train_config(args)
+    controls = control_tasks(tasks, args)
+    runs = train_runs(chosen, controls, args, config)
     rows = []
     for task in chosen:
-        run = ensure_run(task, args, config)
-        rows += result_rows(task, run, None if args.no_eval else ensure_zeroshot(task, args))
-    controls = control_tasks(tasks, args)
-    for task in controls:
-        print(f"[{task.name}] seed control (seed {args.control_seed}, trained only)", flush=True)
-        ensure_run(task, args, train_config(args, args.control_seed), control_folder(task, args), evaluate=False)
+        rows += result_rows(task, runs[task.slug], None if args.no_eval else ensure_zeroshot(task, args))
     results = pd.DataFrame(rows)
     trajectory = next((t for t in chosen if t.name == args.trajectory_task), chosen[0])
     write_outputs(title, intro, chosen, controls, trajectory, results, config, args, time.monotonic() - start)

@@ -96,6 +96,20 @@ def test_the_committed_sweep_files_are_valid():
     assert len({t.name for t in paper.trials}) == 78
 
 
+def test_trials_can_name_their_run_folders(workspace):
+    sweep = read_sweep(write_sweep(workspace, SETTINGS + """\
+trials:
+  - {name: first/one, seed: 1}
+  - {name: seed=2, seed: 3}
+  - {seed: 2}
+"""))
+    assert [(t.name, t.named) for t in sweep.trials] == [("first/one", True), ("seed=2", True), ("seed=2-2", False)]
+    with pytest.raises(SweepFileError, match=r"sweep\.yaml:15: name must be a relative folder name .*got '\.\./up'"):
+        read_sweep(write_sweep(workspace, SETTINGS + "trials:\n  - {seed: 1}\n  - {name: ../up, seed: 2}\n"))
+    with pytest.raises(SweepFileError, match=r"sweep\.yaml:15: trial name 'a' is also the name on line 14"):
+        read_sweep(write_sweep(workspace, SETTINGS + "trials:\n  - {name: a, seed: 1}\n  - {name: a, seed: 2}\n"))
+
+
 def test_unknown_setting_is_named_with_its_line(workspace):
     path = write_sweep(workspace, SETTINGS + "grid:\n  seeed: [1, 2]\n")
     with pytest.raises(SweepFileError, match=r"sweep\.yaml:14: unknown setting 'seeed'.*Did you mean: seed"):
@@ -152,7 +166,10 @@ def test_changed_sweep_file_needs_extend_or_overwrite(workspace, tmp_path):
     with pytest.raises(SweepFolderError, match=r"1 trial\(s\) new \(seed=3\); 1 trial\(s\) no longer in the file "
                                                r"\(seed=1\)\. Pass --extend"):
         prepare_sweep_folder(folder, wider)
-    assert [t.name for t in prepare_sweep_folder(folder, wider, extend=True)] == ["seed=1", "seed=2", "seed=3"]
+    extended = prepare_sweep_folder(folder, wider, extend=True, finished=lambda trial: trial.name == "seed=1")
+    assert [t.name for t in extended] == ["seed=1", "seed=2", "seed=3"]  # finished seed 1 stays
+    prepare_sweep_folder(folder, first, overwrite=True)
+    assert [t.name for t in prepare_sweep_folder(folder, wider, extend=True)] == ["seed=2", "seed=3"]  # unfinished
     assert [t.name for t in prepare_sweep_folder(folder, wider, overwrite=True)] == ["seed=2", "seed=3"]
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
@@ -291,3 +308,26 @@ def test_a_failing_trial_leaves_the_others_finished(workspace, local_ray):
 
 def test_a_running_ray_head_passes_the_address_check(local_ray):
     check_reachable(local_ray.get_runtime_context().gcs_address, timeout=2.0)
+
+
+def test_named_trials_in_their_own_runs_dir_adopt_finished_runs_and_are_rescored(grid_sweep, workspace, tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(grid_sweep / "runs" / "seed=1,lr=0.01", runs / "a" / "first")
+    text = "trials:\n  - {name: a/first, seed: 1, lr: 0.01}\n  - {name: a/second, seed: 2, lr: 0.01}\n"
+    sweep_file = write_sweep(workspace, SETTINGS + text, "named.yaml")
+    log = runs / "a" / "first" / "train_log.jsonl"
+    before = log.stat().st_mtime_ns
+    result = run(sweep_file, tmp_path / "sweep", runs_dir=runs)
+    assert result.counts["done"] == 2 and log.stat().st_mtime_ns == before  # adopted, not retrained
+    assert [r["run_dir"] for r in read_csv(tmp_path / "sweep" / "trials.csv")] == ["../runs/a/first",
+                                                                                   "../runs/a/second"]
+    assert sweep_run_folders(tmp_path / "sweep") == [runs / "a" / "first", runs / "a" / "second"]
+    trained = {name: (runs / "a" / name / "train_log.jsonl").stat().st_mtime_ns for name in ("first", "second")}
+    fewer = write_sweep(workspace, SETTINGS + "  limit: 4\n" + text, "named.yaml")
+    result = run(fewer, tmp_path / "sweep", runs_dir=runs, extend=True)
+    assert result.counts["done"] == 2
+    for name in ("first", "second"):  # scored again on 4 test items, not trained again
+        assert (runs / "a" / name / "train_log.jsonl").stat().st_mtime_ns == trained[name]
+        assert metrics_of(runs / "a" / name)["evaluation"]["n"] == 4

@@ -21,7 +21,7 @@ from typing import Any
 
 from jola_lens.sweep.folder import SweepFolder, prepare_sweep_folder
 from jola_lens.sweep.plan import TrialPlan
-from jola_lens.sweep.spec import SweepFile, read_sweep, varying_settings
+from jola_lens.sweep.spec import SweepFile, Trial, read_sweep, varying_settings
 from jola_lens.sweep.table import SweepTable, TrialRow
 from jola_lens.sweep.worker import TrialReport, TrialRunner, now
 
@@ -136,7 +136,8 @@ def worker_count(ray: Any, requested: int | None, threads: int, gpus: float, n_t
 def run_sweep(sweep: SweepFile | str | os.PathLike, output_dir: str | os.PathLike | None = None, *,
               workers: int | None = None, threads_per_trial: int = 1, gpus_per_trial: float = 0.0,
               address: str | None = None, extend: bool = False, overwrite: bool = False, progress: bool = True,
-              on_update: Callable[[SweepTable], None] | None = None) -> SweepResult:
+              on_update: Callable[[SweepTable], None] | None = None,
+              runs_dir: str | os.PathLike | None = None) -> SweepResult:
     """Run every unfinished trial of ``sweep`` (a sweep file or its path) into ``output_dir`` (default:
     runs/<sweep file name>) on Ray, and return the table.
 
@@ -145,7 +146,9 @@ def run_sweep(sweep: SweepFile | str | os.PathLike, output_dir: str | os.PathLik
     local Ray instance) joins an existing cluster; the sweep folder must then be on storage every node sees.
     Finished trials are skipped, interrupted ones resume from their checkpoints, failed ones run again. A sweep
     file whose trials changed is refused unless ``extend`` or ``overwrite``. ``on_update(table)`` is called after
-    every rewrite of the table. Ctrl-C stops the workers and raises :class:`SweepInterrupted`.
+    every rewrite of the table. ``runs_dir`` puts the trials' run folders there instead of ``<output_dir>/runs``
+    (run folders already there with a trial's settings count as that trial, finished or resumable). Ctrl-C stops
+    the workers and raises :class:`SweepInterrupted`.
     """
     start = time.monotonic()
     sweep = sweep if isinstance(sweep, SweepFile) else read_sweep(sweep)
@@ -157,12 +160,17 @@ def run_sweep(sweep: SweepFile | str | os.PathLike, output_dir: str | os.PathLik
         raise ValueError(f"--gpus_per_trial must be >= 0 (a fraction shares a GPU), got {gpus_per_trial!r}")
     address = address or os.environ.get("RAY_ADDRESS") or None
     ray = import_ray()
-    folder = SweepFolder(output_dir if output_dir is not None else default_sweep_dir(sweep))
-    trials = prepare_sweep_folder(folder, sweep, extend=extend, overwrite=overwrite)
+    folder = SweepFolder(output_dir if output_dir is not None else default_sweep_dir(sweep), runs_dir)
+
+    def plan_of(trial: Trial) -> TrialPlan:
+        return TrialPlan.build(trial, folder.run_dir(trial.name), folder.results_jsonl)
+
+    trials = prepare_sweep_folder(folder, sweep, extend=extend, overwrite=overwrite,
+                                  finished=lambda trial: plan_of(trial).finished())
     table = SweepTable(folder, trials, varying_settings([t.settings for t in trials], first=sweep.varying))
     todo = []
     for trial in trials:
-        plan = TrialPlan.build(trial, folder.run_dir(trial.name), folder.results_jsonl)
+        plan = plan_of(trial)
         if plan.finished():
             table.mark_done_earlier(plan.name, plan.run_dir)
         else:

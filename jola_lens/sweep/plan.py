@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from jola_lens.methods import MethodConfig
-from jola_lens.run_folder import RunFolder, settings_diff
+from jola_lens.run_folder import RunFolder
 from jola_lens.sweep.spec import Trial, trial_args
 from jola_lens.training.config import TrainConfig
 from jola_lens.training.pipeline import RunSpec
@@ -47,18 +47,27 @@ class TrialPlan:
         """The run identity ``train_run`` records in config.json (and compares before resuming)."""
         return self.spec.identity(self.config) | self.method.identity()
 
-    def finished(self) -> bool:
-        """True when the run folder holds this very run, trained (and scored the same way, for train_eval)."""
+    def _saved_metrics(self) -> dict[str, Any] | None:
+        """metrics.json of the run folder when it holds this very run, trained; else None."""
         folder = RunFolder(self.run_dir)
         if not folder.config.is_file() or not folder.metrics.is_file():
-            return False
+            return None
         try:
-            saved = json.loads(folder.config.read_text(encoding="utf-8"))
             metrics = json.loads(folder.metrics.read_text(encoding="utf-8"))
+            if folder.settings_diff(self.identity()) or "training" not in metrics:
+                return None
         except json.JSONDecodeError:
-            return False
-        identity = self.identity()
-        if settings_diff({key: saved.get(key) for key in identity}, identity) or "training" not in metrics:
+            return None
+        return metrics
+
+    def trained(self) -> bool:
+        """True when the run folder holds this very run, trained, with its edit kept (it can be scored again)."""
+        return self._saved_metrics() is not None and RunFolder(self.run_dir).edit_dir.is_dir()
+
+    def finished(self) -> bool:
+        """True when the run folder holds this very run, trained (and scored the same way, for train_eval)."""
+        metrics = self._saved_metrics()
+        if metrics is None:
             return False
         if self.run_mode != "train_eval":
             return True

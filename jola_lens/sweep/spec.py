@@ -10,6 +10,7 @@ A sweep file has up to three sections; every key in them is a ``jola-lens train`
       gate_lr: [0.01, 0.1]
     trials:              # more trials, one mapping each (added after the grid's)
       - {task: commonsense/ARC-e, seed: 1}
+      - {name: arc-e/seed2, task: commonsense/ARC-e, seed: 2}   # name: its run folder's name (else derived)
 
 Everything is checked here, before any trial starts: unknown sections and settings (named with their line), values
 of the wrong type or outside a flag's choices, an empty grid, tasks that do not exist, repeated trials, and the
@@ -62,11 +63,13 @@ class Setting:
 
 @dataclass(frozen=True)
 class Trial:
-    """One grid point: its folder name and the settings the sweep file gives it (all other flags: defaults)."""
+    """One grid point: its folder name and the settings the sweep file gives it (all other flags: defaults).
+    ``named``: the name was given in the file (it is kept as it is), not derived from the settings."""
 
     name: str
     settings: dict[str, Any]
     line: int
+    named: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class SweepFile:
 # ---- the settings: jola-lens train's flags ------------------------------------------------------------
 def _checker(action: argparse.Action) -> tuple[Callable[[Any], Any], str]:
     """A function that returns the checked (and normalised) value, or raises TypeError naming what it expects."""
-    if isinstance(action, argparse._StoreTrueAction):
+    if isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)):
         return _typed(lambda v: isinstance(v, bool), "true or false"), "true or false"
     kind = action.type
     if kind is int:
@@ -216,24 +219,34 @@ def parse_sweep(text: str, path: Path) -> SweepFile:
     points = [(dict(zip(axes, combo)), lines.get(("grid",), 1)) for combo in itertools.product(*axes.values())]
     if not axes:
         points = []
+    given: dict[int, str] = {}
     for i, entry in enumerate(extra):
         if not isinstance(entry, dict) or not entry:
             raise SweepFileError(f"{at('trials', i)}: each entry of trials: is a mapping of settings, e.g. "
                                  f"{{task: extra/SST-2, seed: 1}}; got {entry!r}")
-        points.append(({name: _value(name, value, at("trials", i, name), path) for name, value in entry.items()},
-                       lines.get(("trials", i), 1)))
+        if "name" in entry:
+            given[len(points)] = _folder_name(entry["name"], at("trials", i, "name"))
+        points.append(({name: _value(name, value, at("trials", i, name), path) for name, value in entry.items()
+                        if name != "name"}, lines.get(("trials", i), 1)))
     trials = [base | point for point, _ in points]
     varying = varying_settings(trials, first=tuple(dict.fromkeys(key for point, _ in points for key in point)))
-    named = _names([{key: t.get(key) for key in varying} for t in trials])
+    every = _names([{key: t.get(key) for key in varying} for t in trials])
+    derived = unique_names([name for i, name in enumerate(every) if i not in given], taken=set(given.values()))
     seen: dict[str, int] = {}
+    names_seen: dict[str, int] = {}
     result = []
-    for trial, name, (_, line) in zip(trials, named, points):
+    for i, (trial, (_, line)) in enumerate(zip(trials, points)):
         key = repr(sorted(trial.items()))
         if key in seen:
             raise SweepFileError(f"{where}:{line}: this trial repeats the one on line {seen[key]} "
                                  f"({_describe(trial)}); remove one of them")
         seen[key] = line
-        result.append(Trial(name, trial, line))
+        name = given[i] if i in given else derived.pop(0)
+        if name in names_seen:
+            raise SweepFileError(f"{where}:{line}: trial name {name!r} is also the name on line {names_seen[name]}; "
+                                 "names must differ")
+        names_seen[name] = line
+        result.append(Trial(name, trial, line, named=i in given))
     for trial in result:
         check_trial(trial, where)
     return SweepFile(path, text, tuple(result), varying)
@@ -302,8 +315,17 @@ def _name_part(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.+=-]+", "-", text) or "none"
 
 
+def _folder_name(value: Any, where: str) -> str:
+    """A trial's own ``name``: a relative folder path (``/`` nests folders), no ``..``, nothing odd."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.+=,-]+(/[A-Za-z0-9_.+=,-]+)*", value) or any(
+            part in (".", "..") for part in value.split("/")):
+        raise SweepFileError(f"{where}: name must be a relative folder name of letters, digits and _.+=,- (with / "
+                             f"between folders, no . or ..), got {value!r}")
+    return value
+
+
 def _names(varying: list[dict[str, Any]]) -> list[str]:
-    """Folder names from the settings that vary (``lr=0.1,seed=1``), unique (``-2``, ``-3`` on clashes).
+    """Folder names from the settings that vary (``lr=0.1,seed=1``), not yet made unique.
 
     A setting is left out of the names when the settings before it already tell its trials apart (a task's
     formulation, a method's learning rate), and so is a setting a trial does not give (None).
@@ -320,9 +342,8 @@ def _names(varying: list[dict[str, Any]]) -> list[str]:
             groups = finer
         else:
             groups = {(*label, None): members for label, members in groups.items()}
-    names = [",".join(f"{k}={_name_part(point[k])}" for k in keys if point.get(k) is not None) or "trial"
-             for point in varying]
-    return unique_names(names, taken=set())
+    return [",".join(f"{k}={_name_part(point[k])}" for k in keys if point.get(k) is not None) or "trial"
+            for point in varying]
 
 
 def unique_names(names: list[str], taken: set[str]) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ class SweepTable:
         return [{"trial": r.name, "status": r.status, **r.settings, "started": r.started, "finished": r.finished,
                  "seconds": None if r.seconds is None else round(r.seconds, 2), "worker": r.worker,
                  "resumed": r.resumed, "reused_model": r.reused_model, "error": r.error,
-                 "run_dir": str(self.folder.run_dir(r.name).relative_to(self.folder.root))}
+                 "run_dir": os.path.relpath(self.folder.run_dir(r.name), self.folder.root)}
                 for r in self.rows.values()]
 
     def result_records(self) -> list[dict[str, Any]]:

@@ -15,13 +15,13 @@ from typing import Any
 
 from jola_lens.models import reusing_models
 from jola_lens.run_folder import RunFolder
+from jola_lens.sweep.folder import LOG_NAME
 from jola_lens.sweep.model_cache import ModelCache
 from jola_lens.sweep.plan import TrialPlan
 from jola_lens.training.checkpoint import has_checkpoint
 
 logger = logging.getLogger(__name__)
 
-LOG_NAME = "trial.log"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -111,10 +111,12 @@ class TrialRunner:
         package.setLevel(logging.INFO)
         try:
             logger.info("trial %s on worker %s: %s", plan.name, self.name, plan.identity())
+            # a trained run whose test scoring changed (--limit, --scoring) is scored again, not retrained
+            run_mode = "eval" if plan.run_mode == "train_eval" and plan.trained() else plan.run_mode
             with reusing_models(self.cache):
-                outcome = train_run(plan.spec, plan.config, plan.run_dir, run_mode=plan.run_mode,
+                outcome = train_run(plan.spec, plan.config, plan.run_dir, run_mode=run_mode,
                                     scoring=plan.scoring, limit=plan.limit, results_file=plan.results_file,
-                                    overwrite=needs_fresh_start(plan.run_dir), progress=False, method=plan.method)
+                                    overwrite=needs_fresh_start(plan), progress=False, method=plan.method)
             logger.info("trial %s done in %.1f s", plan.name, time.monotonic() - start)
             return TrialReport(plan.name, "done", started, now(), time.monotonic() - start, self.name,
                                resumed=outcome.resumed, reused_model=self.cache.hits > hits, metrics=outcome.metrics)
@@ -128,10 +130,11 @@ class TrialRunner:
             log.close()
 
 
-def needs_fresh_start(run_dir: Path) -> bool:
-    """True when the folder holds an unfinished run that cannot resume (no checkpoint: it failed early, or kept
-    none); ``train_run`` then starts it over. A folder with a checkpoint resumes from it."""
-    folder = RunFolder(run_dir)
-    if not folder.config.is_file():
+def needs_fresh_start(plan: TrialPlan) -> bool:
+    """True when the folder holds this trial's run, unfinished and unable to resume (no checkpoint: it failed
+    early, or kept none); ``train_run`` then starts it over. A run with other settings is never deleted here:
+    ``train_run`` refuses it, naming the settings that differ."""
+    folder = RunFolder(plan.run_dir)
+    if not folder.config.is_file() or folder.settings_diff(plan.identity()):
         return False
     return not any(has_checkpoint(f.checkpoint_dir) for f in (folder, *folder.stage_folders()))
