@@ -39,6 +39,20 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def read_versioned_json(path: str | os.PathLike, version: int, *, damaged: str,
+                        error: type[ValueError] = ValueError) -> dict[str, Any]:
+    """A JSON record written with a ``format_version``; a damaged file raises ``error`` ending in ``damaged`` (what to
+    do), another version a ValueError naming both versions."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as caught:
+        raise error(f"{path} is not valid JSON ({caught}); {damaged}") from caught
+    if record.get("format_version") != version:
+        raise ValueError(f"{path}: format_version {record.get('format_version')!r} is not supported "
+                         f"(expected {version})")
+    return record
+
+
 def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
     """Append one JSON line in place (O(1) per line, not a rewrite) and fsync it.
 

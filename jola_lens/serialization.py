@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -47,15 +46,11 @@ def load_edit(directory: str | os.PathLike) -> JoLAEdit:
                 f"{path} not found: a saved JoLA edit is a folder holding {CONFIG_NAME} and {WEIGHTS_NAME} "
                 "(written by JoLAEdit.save_pretrained)"
             )
-    try:
-        record = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise EditFileError(f"{config_path} is not valid JSON ({error}); the edit file is damaged: save the edit "
-                            "again with JoLAEdit.save_pretrained") from error
-    version = record.pop("format_version", None)
+    record = atomic.read_versioned_json(config_path, FORMAT_VERSION, error=EditFileError,
+                                        damaged="the edit file is damaged: save the edit again with "
+                                                "JoLAEdit.save_pretrained")
+    record.pop("format_version")
     record.pop("library_version", None)
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{config_path}: format_version {version!r} is not supported (expected {FORMAT_VERSION})")
     edit = JoLAEdit(JoLAConfig.from_dict(record))
     try:
         tensors = load_file(str(weights_path))

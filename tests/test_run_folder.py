@@ -157,3 +157,18 @@ def test_studies_prune_the_checkpoint_and_predictions_only(tmp_path):
     run.metrics.write_text("{}")
     studies.prune(run.root)
     assert [p.name for p in Path(run.root).iterdir()] == ["metrics.json"]
+
+
+def test_versioned_json_records_name_damage_and_other_versions(tmp_path):
+    path = tmp_path / "state.json"
+    atomic.write_json(path, {"format_version": 1, "x": 2})
+    assert atomic.read_versioned_json(path, 1, damaged="unused") == {"format_version": 1, "x": 2}
+    with pytest.raises(ValueError, match=r"state\.json: format_version 1 is not supported \(expected 2\)$"):
+        atomic.read_versioned_json(path, 2, damaged="unused")
+    path.write_text("{not json", encoding="utf-8")
+
+    class Damaged(ValueError):
+        pass
+
+    with pytest.raises(Damaged, match=r"state\.json is not valid JSON \(.*\); start again with --overwrite"):
+        atomic.read_versioned_json(path, 1, damaged="start again with --overwrite", error=Damaged)

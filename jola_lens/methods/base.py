@@ -11,7 +11,6 @@ files (``jola_config.json`` + ``jola_edit.safetensors``, or peft's ``adapter_con
 
 from __future__ import annotations
 
-import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -155,11 +154,4 @@ def read_method_record(directory: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(directory) / METHOD_FILE
     if not path.is_file():
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); the saved adapter is damaged") from error
-    if record.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {record.get('format_version')!r} is not supported "
-                         f"(expected {FORMAT_VERSION})")
-    return record
+    return atomic.read_versioned_json(path, FORMAT_VERSION, damaged="the saved adapter is damaged")

@@ -8,7 +8,6 @@ leaves the previous complete checkpoint readable.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -93,15 +92,8 @@ def save_checkpoint(directory: Path, *, edit: JoLAEdit, optimizer: torch.optim.O
 
 def read_checkpoint_record(directory: Path) -> dict[str, Any]:
     """The scalars of a checkpoint (``state.json``), without loading tensors."""
-    path = Path(directory) / STATE_NAME
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is damaged ({error}); start again with --overwrite") from error
-    if record.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format {record.get('format_version')!r} is not supported "
-                         f"(expected {FORMAT_VERSION})")
-    return record
+    return atomic.read_versioned_json(Path(directory) / STATE_NAME, FORMAT_VERSION,
+                                      damaged="start again with --overwrite")
 
 
 def load_checkpoint(directory: Path, *, edit: JoLAEdit, optimizer: torch.optim.Optimizer,
