@@ -457,3 +457,7 @@ def test_analyze_says_lora_and_ia3_have_no_head_gates_and_reads_lofit_heads(tmp_
     assert main(["analyze", str(tmp_path / "lofit"), "--output", str(tmp_path / "figures")]) == 0
     summary = (tmp_path / "figures" / "summary.csv").read_text()
     assert ",additive," in summary and "2 of " in summary  # LoFiT's 2 selected heads, the only ones it edits
+    capsys.readouterr()
+    assert main(["analyze", str(tmp_path / "lora"), str(tmp_path / "lofit"), "--output", str(tmp_path / "mixed")]) == 0
+    assert f"left out 1 run(s) without head gates (LoRA, IA3 edit weight matrices, not heads): {tmp_path / 'lora' / 'edit'} holds" in capsys.readouterr().err
+    assert (tmp_path / "mixed" / "summary.csv").read_text() == summary

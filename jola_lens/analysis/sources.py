@@ -22,6 +22,10 @@ logger = logging.getLogger(__name__)
 UNKNOWN_MODEL = "unknown model"
 
 
+class NoHeadGatesError(ValueError):
+    """A run whose adapter edits weight matrices (LoRA, IA3), not attention heads: nothing to analyse."""
+
+
 @dataclass(frozen=True)
 class EditSource:
     """One edit to analyse. ``label`` is unique among the sources analysed together (it names rows and panels)."""
@@ -76,7 +80,7 @@ def load_source(item: SourceLike, *, task: str | None = None) -> EditSource:
         from jola_lens.methods import no_head_gates_reason
 
         if (reason := no_head_gates_reason(run.edit_dir)) is not None:
-            raise ValueError(reason)
+            raise NoHeadGatesError(reason)
         edit = run.load_edit()
         label = task or str(config.get("task_name") or config.get("task") or path.resolve().name)
         model = str(config.get("model_name") or config.get("model") or edit.config.base_model or UNKNOWN_MODEL)
@@ -106,7 +110,18 @@ def load_sources(items: SourceLike | Iterable[SourceLike]) -> list[EditSource]:
     and what is still repeated gets #1, #2, ..."""
     if isinstance(items, (EditSource, JoLAEdit, str, os.PathLike)):
         items = [items]
-    sources = [load_source(item) for item in _expand_sweeps(items)]
+    sources, skipped = [], []
+    for item in _expand_sweeps(items):
+        try:
+            sources.append(load_source(item))
+        except NoHeadGatesError as error:
+            skipped.append(error)
+    if skipped and sources:
+        logger.warning("left out %d run(s) without head gates (LoRA, IA3 edit weight matrices, not heads): %s",
+                       len(skipped), "; ".join(str(e).split(":")[0] for e in skipped))
+    elif skipped:
+        raise skipped[0] if len(skipped) == 1 else NoHeadGatesError(
+            f"none of the {len(skipped)} runs has head gates to analyse: {skipped[0]}")
     if not sources:
         raise ValueError("nothing to analyse: give at least one edit, edit folder or run folder")
     repeated = {label for label, count in Counter(s.label for s in sources).items() if count > 1}
