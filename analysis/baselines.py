@@ -1,0 +1,308 @@
+"""Baselines on one harness (issue 15): zero-shot, JoLA, JoLA without gates, LoRA, IA3 and LoFiT on the same test
+items, with the same prompts and the same scoring.
+
+    JOLA_DATA_DIR=/work/shared/data python analysis/baselines.py            # zero-shot, then the sweep (resumes)
+    python analysis/baselines.py --report                                   # table, paired tests, figure, README
+
+The trials are ``analysis/sweeps/baselines.yaml`` (written by ``analysis/sweeps/make_baselines.py``), run through
+``jola-lens sweep``'s library call into ``analysis/results/baselines/runs/<method>/<task>-seed<S>``; zero-shot
+scores land in ``runs/zero-shot/<task>``. The same command again skips finished runs and resumes interrupted ones;
+``--report`` reads only finished (scored) runs, so it can be run at any point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "sweeps"))
+import make_baselines as design  # noqa: E402
+
+logger = logging.getLogger("baselines")
+RESULTS = Path(__file__).resolve().parent / "results" / "baselines"
+SWEEP_FILE = Path(__file__).resolve().parent / "sweeps" / "baselines.yaml"
+ZERO_SHOT = "zero-shot"
+METHOD_ORDER = (ZERO_SHOT, *design.METHODS)
+REFERENCE = "jola"
+
+
+def task_slug(task: str) -> str:
+    return task.replace("/", "-")
+
+
+def run_zero_shot(output: Path, progress: bool) -> None:
+    """The bare model on every task's test items (skipped where already scored)."""
+    from jola_lens.training.pipeline import eval_run
+
+    for task, settings in design.SMALL_TASKS.items():
+        folder = output / "runs" / ZERO_SHOT / task_slug(task)
+        if (folder / "metrics.json").is_file():
+            continue
+        overrides = {"task": task, "formulation": settings.get("formulation")}
+        eval_run(None, overrides=overrides, scoring=str(settings["scoring"]), limit=int(settings["limit"]),
+                 output_dir=folder, eval_batch=int(design.SMALL_SETTINGS["eval_batch"]),
+                 max_length=int(design.SMALL_SETTINGS["max_length"]), progress=progress)
+        logger.info("zero-shot %s scored", task)
+
+
+def run_trials(output: Path, workers: int, threads: int) -> None:
+    from jola_lens.sweep import run_sweep
+
+    result = run_sweep(SWEEP_FILE, output / "sweep", runs_dir=output / "runs", workers=workers,
+                       threads_per_trial=threads, extend=True)
+    logger.info("sweep: %s in %.0f s", result.counts, result.seconds)
+
+
+# ---- report -----------------------------------------------------------------------------------------------
+def _metrics(folder: Path) -> dict:
+    path = folder / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _primary(task: str) -> tuple[str, str]:
+    """(scoring section, metric) compared for a task."""
+    return ("likelihood", "acc") if design.SMALL_TASKS[task]["scoring"] == "likelihood" else ("generation", "rougeL")
+
+
+def finished_runs(output: Path) -> pd.DataFrame:
+    """One row per scored run: method, task, seed, score, trainable parameters, seconds per training step."""
+    rows = []
+    for method in METHOD_ORDER:
+        for task in design.SMALL_TASKS:
+            section, metric = _primary(task)
+            pattern = task_slug(task) if method == ZERO_SHOT else f"{task_slug(task)}-seed*"
+            for folder in sorted((output / "runs" / method).glob(pattern)):
+                metrics = _metrics(folder)
+                results = metrics.get("evaluation", {}).get("results", {})
+                if section not in results:
+                    continue
+                training = metrics.get("training", {})
+                seed = int(folder.name.rsplit("-seed", 1)[1]) if method != ZERO_SHOT else None
+                steps = training.get("steps")
+                rows.append({"method": method, "task": task, "seed": seed, "folder": folder,
+                             "score": float(results[section][metric]), "metric": metric,
+                             "trainable_parameters": training.get("trainable_parameters", 0),
+                             "seconds_per_step": training["train_seconds"] / steps if steps else math.nan})
+    return pd.DataFrame(rows)
+
+
+def item_scores(folder: Path, metric: str) -> pd.Series:
+    """Per test item: 1/0 correct (likelihood) or the item's ROUGE-L (generation), indexed by item id."""
+    values = {}
+    with open(folder / "predictions.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            values[record["id"]] = float(record["correct"]) if metric == "acc" else float(record[metric])
+    return pd.Series(values)
+
+
+PERMUTATIONS = 20_000
+"""Random sign patterns of the paired test when there are more than this many (else every pattern: exact)."""
+
+
+def paired_test(reference: list[pd.Series], other: list[pd.Series]) -> tuple[float, float, int]:
+    """Paired sign-flip permutation test over test items of the per-item score, each method averaged over its seeds
+    first (items are the unit; zero-shot is its one run): is the mean difference reference - other beyond the
+    flips of its signs? Tied items (difference 0) are dropped, as they flip to themselves; exact when the other
+    items have at most PERMUTATIONS sign patterns. Returns (mean difference over all items in points, two-sided p,
+    items compared)."""
+    a = pd.concat(reference, axis=1).mean(axis=1)
+    b = pd.concat(other, axis=1).mean(axis=1)
+    if set(a.index) != set(b.index):
+        raise ValueError(f"the runs scored different test items ({len(set(a.index) ^ set(b.index))} differ): "
+                         "rerun them with the same --limit")
+    difference = (a - b.loc[a.index]).to_numpy()
+    scale = 100.0 if a.max() <= 1.0 and b.max() <= 1.0 else 1.0
+    untied = difference[difference != 0]
+    if untied.size < 2:  # one untied item: its two signs are equally extreme
+        return float(difference.mean() * scale), 1.0, len(difference)
+    test = stats.permutation_test((untied,), np.mean, permutation_type="samples", n_resamples=PERMUTATIONS,
+                                  alternative="two-sided", rng=np.random.default_rng(0))
+    return float(difference.mean() * scale), float(min(test.pvalue, 1.0)), len(difference)
+
+
+def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task and method: seeds, mean and sd of the score, and JoLA against it (paired over test items),
+    with Benjamini-Hochberg adjusted p over every comparison in the table."""
+    rows = []
+    for task in design.SMALL_TASKS:
+        part = runs[runs["task"] == task]
+        if part.empty:
+            continue
+        metric = part["metric"].iloc[0]
+        scores = {m: [item_scores(f, metric) for f in g["folder"]] for m, g in part.groupby("method")}
+        for method in (m for m in METHOD_ORDER if m in scores):
+            group = part[part["method"] == method]
+            row = {"task": task, "method": method, "metric": metric, "runs": len(group),
+                   "mean": group["score"].mean(), "sd": group["score"].std(ddof=1) if len(group) > 1 else math.nan}
+            if method != REFERENCE and REFERENCE in scores:
+                row["jola_minus"], row["p"], row["items"] = paired_test(scores[REFERENCE], scores[method])
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    if "p" in table and table["p"].notna().any():
+        tested = table["p"].notna()
+        table.loc[tested, "p_bh"] = stats.false_discovery_control(table.loc[tested, "p"].to_numpy(), method="bh")
+    return table
+
+
+def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per method: trainable parameters and training seconds per optimizer step (mean over its runs)."""
+    trained = runs[runs["method"] != ZERO_SHOT]
+    table = trained.groupby("method", sort=False).agg(
+        trainable_parameters=("trainable_parameters", "median"), seconds_per_step=("seconds_per_step", "mean"),
+        runs=("score", "size"))
+    return table.reindex([m for m in METHOD_ORDER if m in table.index])
+
+
+def verdicts(table: pd.DataFrame, alpha: float = 0.05) -> list[str]:
+    """Per task: which methods JoLA beats, loses to, or cannot be told from (adjusted p < alpha)."""
+    lines = []
+    for task, part in table.groupby("task", sort=False):
+        tested = part[part["p"].notna()] if "p" in part else part.iloc[0:0]
+        if tested.empty:
+            continue
+        better = [m for m, d, p in zip(tested["method"], tested["jola_minus"], tested["p_bh"]) if p < alpha and d > 0]
+        worse = [m for m, d, p in zip(tested["method"], tested["jola_minus"], tested["p_bh"]) if p < alpha and d < 0]
+        tied = [m for m in tested["method"] if m not in better + worse]
+        words = [f"beats {', '.join(better)}" if better else "", f"loses to {', '.join(worse)}" if worse else "",
+                 f"cannot be told from {', '.join(tied)}" if tied else ""]
+        lines.append(f"{task}: JoLA " + "; ".join(w for w in words if w) + f" (BH-adjusted p < {alpha}).")
+    return lines
+
+
+def plot_accuracy_vs_parameters(runs: pd.DataFrame, costs: pd.DataFrame, path: Path) -> None:
+    """Mean accuracy over the likelihood tasks (and CommonGen ROUGE-L) against trainable parameters, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("acc", "accuracy (%), mean over SST-2, ARC-e, BoolQ, PIQA"), ("rougeL", "ROUGE-L, CommonGen")]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, (metric, label) in zip(axes, panels):
+        part = runs[runs["metric"] == metric]
+        n_tasks = part["task"].nunique()
+        for method in METHOD_ORDER:
+            rows = part[part["method"] == method]
+            if rows.empty or rows["task"].nunique() < n_tasks:
+                continue
+            per_seed = rows.groupby("seed", dropna=False)["score"].mean()
+            if method == ZERO_SHOT:
+                ax.axhline(per_seed.mean(), color="grey", ls="--", lw=1)
+                ax.annotate("zero-shot", (1.0, per_seed.mean()), xycoords=("axes fraction", "data"), ha="right",
+                            va="bottom", color="grey", fontsize=9)
+                continue
+            x = costs.at[method, "trainable_parameters"]
+            ax.errorbar(x, per_seed.mean(), yerr=per_seed.std(ddof=1) if len(per_seed) > 1 else None, fmt="o",
+                        capsize=3, label=method)
+            ax.annotate(method, (x, per_seed.mean()), textcoords="offset points", xytext=(6, 4), fontsize=9)
+        ax.set_xscale("log")
+        ax.set_xlabel("trainable parameters (log scale)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle("SmolLM2-135M, 200 training examples, 25 steps: score against trainable parameters "
+                 "(bars: sd over 2 seeds)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _cell(value: float, digits: int = 1) -> str:
+    return "" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def write_report(output: Path) -> None:
+    from jola_lens import atomic
+
+    runs = finished_runs(output)
+    if runs.empty:
+        raise SystemExit(f"no scored runs under {output / 'runs'}: run `python analysis/baselines.py` first")
+    table = comparison_table(runs)
+    costs = cost_table(runs)
+    atomic.write_text(output / "comparison.csv", table.to_csv(index=False))
+    atomic.write_text(output / "costs.csv", costs.to_csv())
+    plot_accuracy_vs_parameters(runs, costs, output / "accuracy-vs-parameters.png")
+    expected = len(design.trials(design.SMALL_TASKS, design.SMALL_SEEDS, design.GATES)) + len(design.SMALL_TASKS)
+    shown = pd.DataFrame({
+        "task": table["task"], "method": table["method"], "metric": table["metric"], "runs": table["runs"],
+        "mean ± sd": [f"{m:.1f}" + ("" if pd.isna(s) else f" ± {s:.1f}") for m, s in zip(table["mean"], table["sd"])],
+        "JoLA − method": [_cell(v) for v in table.get("jola_minus", pd.Series(math.nan, index=table.index))],
+        "p (paired)": [_cell(v, 3) for v in table.get("p", pd.Series(math.nan, index=table.index))],
+        "p (BH)": [_cell(v, 3) for v in table.get("p_bh", pd.Series(math.nan, index=table.index))]})
+    cost_shown = pd.DataFrame({"method": costs.index, "trainable parameters": costs["trainable_parameters"].map(
+        lambda v: f"{v:,.0f}"), "s / step (1 thread, shared machine)": costs["seconds_per_step"].map(_cell),
+        "runs": costs["runs"]})
+    settings = ", ".join(f"{k}={v}" for k, v in design.SMALL_SETTINGS.items())
+    lines = [
+        "# Baselines on one harness: zero-shot, JoLA, JoLA without gates, LoRA, IA3, LoFiT",
+        "",
+        f"Embedded SmolLM2-135M-Instruct; every method trained on the same 200 examples per task and seed and scored "
+        f"on the same test items with the same prompts ({settings}). Runs finished: {len(runs)} of {expected} "
+        "(the trials and 5 zero-shot scores).",
+        "",
+        "## Commands",
+        "",
+        "```",
+        "JOLA_DATA_DIR=/work/shared/data OMP_NUM_THREADS=1 python analysis/baselines.py   # zero-shot + the sweep",
+        "python analysis/baselines.py --report                                           # this file",
+        "```",
+        "",
+        "The trials: `analysis/sweeps/baselines.yaml`; the full design for a bigger machine (26 tasks, the paper's "
+        "20 epochs, 3 seeds): `analysis/sweeps/baselines-full.yaml` (`jola-lens sweep analysis/sweeps/"
+        "baselines-full.yaml`).",
+        "",
+        "## Scores",
+        "",
+        "Accuracy (%) by option likelihood on 100 test items (SST-2, ARC-e, BoolQ, PIQA in cloze form); ROUGE-L on "
+        "50 CommonGen items (the paper's 4-beam decoding). Paired test, JoLA against each other method: a sign-flip "
+        "permutation test over the test items of the per-item score difference (correct 1/0, or the item's ROUGE-L; "
+        "each method averaged over its seeds first; exact, or 20,000 random sign patterns); BH = Benjamini-Hochberg "
+        "adjusted over every comparison in the table.",
+        "",
+        shown.to_markdown(index=False),
+        "",
+        "## Cost",
+        "",
+        cost_shown.to_markdown(index=False),
+        "",
+        "Step time is the trainer's wall time over its optimizer steps on one thread of a machine shared with "
+        "another study; step time relative to the frozen model's own forward + backward: `benchmarks/method_costs.py`.",
+        "",
+        "![accuracy against parameters](accuracy-vs-parameters.png)",
+        "",
+        "## Verdicts",
+        "",
+        *[f"- {line}" for line in verdicts(table)],
+        "",
+    ]
+    atomic.write_text(output / "README.md", "\n".join(lines))
+    logger.info("wrote %s", output / "README.md")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
+                        help="torch threads per trial")
+    parser.add_argument("--workers", type=int, default=1, help="trials trained at once (Ray workers)")
+    parser.add_argument("--report", action="store_true", help="write the table, tests and figure of finished runs")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.report:
+        write_report(args.output)
+        return
+    run_zero_shot(args.output, progress=False)
+    run_trials(args.output, args.workers, args.threads)
+
+
+if __name__ == "__main__":
+    main()
