@@ -94,7 +94,8 @@ ACROSS_TASKS = "(across tasks)"
 MEASURE_COLUMNS = ("setting", "task", "kind", "n_runs", "seeds", "n_heads", "kept_mean", "kept_min", "kept_max",
                    "nogueira", "nogueira_ci_low", "nogueira_ci_high", "nogueira_chance", "nogueira_p", "nogueira_note",
                    "jaccard", "jaccard_chance", "jaccard_p", "rbo", "rbo_chance", "rbo_p", "layer_spearman",
-                   "layer_spearman_chance", "layer_spearman_p", "acc_mean", "acc_sd", "same_task_other_seed_jaccard",
+                   "layer_spearman_chance", "layer_spearman_p", "acc_mean", "acc_sd", "top_answer_share",
+                   "same_task_other_seed_jaccard",
                    "other_task_same_seed_jaccard", "n_same_task_pairs", "n_same_seed_pairs", "task_p_selection",
                    "task_p_ranking")
 """measures.csv: one row per (setting, task, kind), and per (setting, kind) with task ``(across tasks)``."""
@@ -116,11 +117,20 @@ def run_accuracy(folder: Path) -> float:
     return float(finished_results(folder)["likelihood"]["acc"])
 
 
+def top_answer_share(folder: Path) -> float:
+    """Share (%) of the test items given the run's most frequent answer: near 100 flags a run that collapsed onto
+    one answer, whatever its accuracy (the share of that answer among the gold labels)."""
+    answers = pd.Series([record["prediction"] for record in atomic.read_jsonl(folder / "predictions.jsonl")])
+    return float(100.0 * answers.value_counts().iloc[0] / len(answers))
+
+
 def _setting_table(folders: list[Path], setting: str) -> pd.DataFrame:
     """The grouped head table of one setting's runs, groups named ``<setting>: <task>``."""
     table = grouped_table([str(folder) for folder in folders])
     table["group"] = setting + ": " + table["task"]
-    table["accuracy"] = table["run"].map(dict(zip(dict.fromkeys(table["run"]), map(run_accuracy, folders))))
+    runs = list(dict.fromkeys(table["run"]))
+    table["accuracy"] = table["run"].map(dict(zip(runs, map(run_accuracy, folders))))
+    table["top_answer_share"] = table["run"].map(dict(zip(runs, map(top_answer_share, folders))))
     return table
 
 
@@ -157,6 +167,7 @@ def setting_measures(setting: str, table: pd.DataFrame, n_permutations: int) -> 
     for group, members in groups.items():
         part = table[table["group"] == group]
         accuracy = part.drop_duplicates("run")["accuracy"]
+        answer_share = part.drop_duplicates("run")["top_answer_share"].mean()
         seeds = sorted(int(seed) for seed in part.drop_duplicates("run")["seed"])
         for kind in (k for k in EDIT_KINDS if k in set(part["kind"])):
             kept = part[part["kind"] == kind].groupby("run", sort=False)["selected"].sum()
@@ -164,7 +175,8 @@ def setting_measures(setting: str, table: pd.DataFrame, n_permutations: int) -> 
                    "seeds": " ".join(map(str, seeds)), "kept_mean": kept.mean(), "kept_min": int(kept.min()),
                    "kept_max": int(kept.max()), "n_heads": int(part[part["kind"] == kind].groupby("run")["edited"]
                                                                .sum().iloc[0]),
-                   "acc_mean": accuracy.mean(), "acc_sd": accuracy.std(ddof=1) if len(accuracy) > 1 else math.nan}
+                   "acc_mean": accuracy.mean(), "acc_sd": accuracy.std(ddof=1) if len(accuracy) > 1 else math.nan,
+                   "top_answer_share": answer_share}
             measured = report[(report["group"] == group) & (report["kind"] == kind)] if not report.empty else report
             for r in measured.itertuples():
                 name = KEY_MEASURES.get((r.level, r.measure))
@@ -212,11 +224,13 @@ def measures_markdown(measures: pd.DataFrame) -> str:
            for title, name in (("Jaccard", "jaccard"), ("RBO of P(g≠0)", "rbo"),
                                ("layer Spearman", "layer_spearman"))},
         "accuracy mean ± sd": [f"{m:.1f}" + ("" if pd.isna(sd) else f" ± {sd:.1f}")
-                               for m, sd in zip(within["acc_mean"], within["acc_sd"])]})
+                               for m, sd in zip(within["acc_mean"], within["acc_sd"])],
+        "top answer share %": [f"{v:.0f}" for v in within["top_answer_share"]]})
     lines = ["## Within a task: seeds against chance", "",
              ("One row per setting, task and edit kind. Chance = random selections of the same sizes (exact for Φ "
               "and Jaccard, else random draws); p one-sided (more agreement than chance). An empty cell: fewer than "
-              "2 finished seeds."), "", to_markdown(shown), ""]
+              "2 finished seeds. Top answer share: the share of test items given the run's most frequent answer "
+              "(mean over seeds; near 100 = collapsed onto one answer)."), "", to_markdown(shown), ""]
     across = measures[measures["task"] == ACROSS_TASKS]
     lines += ["## Across tasks: task against seed", ""]
     if across.empty:
@@ -290,7 +304,7 @@ def readme(output: Path, found: dict[str, list[Path]], markdown: str, verdicts: 
          + f"), each scored on the same first {items} test items by option likelihood."), "",
         "## Commands", "", "```",
         ("python analysis/localization_stability.py --stage screen "
-         "--settings paper,target_const,fast,delay_const,target_random,high_vector_lr"),
+         "--settings paper,target_const,target_gentle,target_wide,fast,delay_const"),
         "python analysis/localization_stability.py --stage confirm --settings paper,<two most promising>",
         f"python analysis/localization_stability.py --report --permutations {n_permutations}   # this file",
         "# the causal check of one setting's seed group (not in this report yet; trains 2 + N runs):",

@@ -20,20 +20,22 @@ HEADS = {"sst2": [(0, 0), (0, 1), (1, 2)], "arc-e": [(0, 1), (2, 3)]}  # 3 x 4 h
 ACCURACY = {"sst2": [70.0, 72.0, 74.0, 76.0], "arc-e": [50.0, 50.0, 56.0, 58.0]}
 
 
-def _run(output, setting, task, seed, heads, accuracy=None):
+def _run(output, setting, task, seed, heads, accuracy=None, answers=("yes", "no", "no", "no")):
     edit = make_edit(open_heads={"additive": heads, "multiplicative": heads}, seed=seed)
     run = make_run(output / "runs" / setting / f"{task}-seed{seed}", edit, task=study.TASKS[task][0])
     atomic.write_json(run.config, {"task": study.TASKS[task][0], "model": "test/model",
                                    "train": {"seed": seed, **study.SETTINGS[setting]}})
     if accuracy is not None:
         atomic.write_json(run.metrics, {"evaluation": {"n": 100, "results": {"likelihood": {"acc": accuracy}}}})
+        for answer in answers:
+            atomic.append_jsonl(run.root / "predictions.jsonl", {"prediction": answer})
     return run
 
 
 def test_report_measures_planted_task_structure_and_partial_settings(tmp_path):
     for task, heads in HEADS.items():
         for seed, accuracy in enumerate(ACCURACY[task], start=1):
-            _run(tmp_path, "fast", task, seed, heads, accuracy)
+            _run(tmp_path, "fast", task, seed, heads, accuracy, **({"answers": ["yes"] * 4} if seed == 1 else {}))
     _run(tmp_path, "fast", "boolq", 1, [(0, 0)])  # still training: no evaluation, left out
     _run(tmp_path, "paper", "sst2", 1, [(0, 0), (1, 1)], 60.0)  # one seed so far
     study.write_report(tmp_path, n_permutations=99)
@@ -50,6 +52,7 @@ def test_report_measures_planted_task_structure_and_partial_settings(tmp_path):
     assert sst2.nogueira == pytest.approx(1.0) and sst2.jaccard == pytest.approx(1.0)
     chance = sum(hypergeom(12, 3, 3).pmf(i) * i / (6 - i) for i in range(4))  # two random 3-of-12 sets
     assert sst2.jaccard_chance == pytest.approx(chance)
+    assert sst2.top_answer_share == pytest.approx((100 + 3 * 75) / 4)  # seed 1 answered "yes" to every item
     assert sst2.acc_mean == pytest.approx(73.0) and sst2.acc_sd == pytest.approx(pd.Series(ACCURACY["sst2"]).std())
     across = rows["fast", study.ACROSS_TASKS, "additive"]
     assert across.same_task_other_seed_jaccard == pytest.approx(1.0)
@@ -68,6 +71,7 @@ def test_report_measures_planted_task_structure_and_partial_settings(tmp_path):
     assert not (tmp_path / "consensus-paper.png").exists()  # one seed: no consensus
     markdown = (tmp_path / "measures.md").read_text()
     assert "| fast | extra/SST-2 | multiplicative | 4 | 3.0 [3, 3] of 12 | 1.00 [" in markdown
+    assert "| 73.0 ± 2.6 | 81 |" in markdown
     assert markdown in readme.replace("## Measures: ", "## ")
 
 
