@@ -33,6 +33,9 @@ SWEEP_FILE = Path(__file__).resolve().parent / "sweeps" / "baselines.yaml"
 ZERO_SHOT = "zero-shot"
 METHOD_ORDER = (ZERO_SHOT, *design.METHODS)
 REFERENCE = "jola"
+MODEL = "SmolLM2-135M-Instruct"
+TRAIN_ITEMS = int(design.SMALL_SETTINGS["train_size"])
+STEPS = TRAIN_ITEMS // int(design.SMALL_SETTINGS["train_batch"]) * int(design.SMALL_SETTINGS["num_epoch"])
 
 
 def task_slug(task: str) -> str:
@@ -96,12 +99,12 @@ def finished_runs(output: Path) -> pd.DataFrame:
 
 
 def item_scores(folder: Path, metric: str) -> pd.Series:
-    """Per test item: 1/0 correct (likelihood) or the item's ROUGE-L (generation), indexed by item id."""
+    """Per test item, in points: 100/0 correct (likelihood) or the item's ROUGE-L (generation), by item id."""
     values = {}
     with open(folder / "predictions.jsonl", encoding="utf-8") as handle:
         for line in handle:
             record = json.loads(line)
-            values[record["id"]] = float(record["correct"]) if metric == "acc" else float(record[metric])
+            values[record["id"]] = 100.0 * record["correct"] if metric == "acc" else float(record[metric])
     return pd.Series(values)
 
 
@@ -121,13 +124,12 @@ def paired_test(reference: list[pd.Series], other: list[pd.Series]) -> tuple[flo
         raise ValueError(f"the runs scored different test items ({len(set(a.index) ^ set(b.index))} differ): "
                          "rerun them with the same --limit")
     difference = (a - b.loc[a.index]).to_numpy()
-    scale = 100.0 if a.max() <= 1.0 and b.max() <= 1.0 else 1.0
     untied = difference[difference != 0]
     if untied.size < 2:  # one untied item: its two signs are equally extreme
-        return float(difference.mean() * scale), 1.0, len(difference)
+        return float(difference.mean()), 1.0, len(difference)
     test = stats.permutation_test((untied,), np.mean, permutation_type="samples", n_resamples=PERMUTATIONS,
                                   alternative="two-sided", rng=np.random.default_rng(0))
-    return float(difference.mean() * scale), float(min(test.pvalue, 1.0)), len(difference)
+    return float(difference.mean()), float(min(test.pvalue, 1.0)), len(difference)
 
 
 def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -180,39 +182,55 @@ def verdicts(table: pd.DataFrame, alpha: float = 0.05) -> list[str]:
 
 
 def plot_accuracy_vs_parameters(runs: pd.DataFrame, costs: pd.DataFrame, path: Path) -> None:
-    """Mean accuracy over the likelihood tasks (and CommonGen ROUGE-L) against trainable parameters, log scale."""
+    """Score against trainable parameters (log scale): one panel per task and one for the mean accuracy over the
+    likelihood tasks (methods with every one of them); points are means over seeds, bars their sd, zero-shot the
+    dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("acc", "accuracy (%), mean over SST-2, ARC-e, BoolQ, PIQA"), ("rougeL", "ROUGE-L, CommonGen")]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, (metric, label) in zip(axes, panels):
-        part = runs[runs["metric"] == metric]
-        n_tasks = part["task"].nunique()
+    likelihood = [t for t in design.SMALL_TASKS if _primary(t)[1] == "acc"]
+    panels = [(task, [task], runs[runs["task"] == task]["metric"].iloc[0] if task in set(runs["task"]) else "")
+              for task in design.SMALL_TASKS]
+    panels.append(("mean over " + ", ".join(t.split("/")[1] for t in likelihood), likelihood, "acc"))
+    colours = dict(zip(design.METHODS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), sharex=True)
+    dodge = {method: 1.12 ** (i - (len(design.METHODS) - 1) / 2) for i, method in enumerate(design.METHODS)}
+    for ax, (title, tasks, metric) in zip(axes.flat, panels):
+        part = runs[runs["task"].isin(tasks)]
         for method in METHOD_ORDER:
             rows = part[part["method"] == method]
-            if rows.empty or rows["task"].nunique() < n_tasks:
+            if rows.empty or rows["task"].nunique() < len(tasks):
                 continue
             per_seed = rows.groupby("seed", dropna=False)["score"].mean()
+            mean = per_seed.mean()
             if method == ZERO_SHOT:
-                ax.axhline(per_seed.mean(), color="grey", ls="--", lw=1)
-                ax.annotate("zero-shot", (1.0, per_seed.mean()), xycoords=("axes fraction", "data"), ha="right",
-                            va="bottom", color="grey", fontsize=9)
+                ax.axhline(mean, color="grey", ls="--", lw=1)
+                ax.annotate("zero-shot", (0.02, mean), xycoords=("axes fraction", "data"), va="bottom",
+                            color="grey", fontsize=8)
                 continue
-            x = costs.at[method, "trainable_parameters"]
-            ax.errorbar(x, per_seed.mean(), yerr=per_seed.std(ddof=1) if len(per_seed) > 1 else None, fmt="o",
-                        capsize=3, label=method)
-            ax.annotate(method, (x, per_seed.mean()), textcoords="offset points", xytext=(6, 4), fontsize=9)
+            x = costs.at[method, "trainable_parameters"] * dodge[method]
+            ax.errorbar(x, mean, yerr=per_seed.std(ddof=1) if len(per_seed) > 1 else None, fmt="o", capsize=3,
+                        color=colours[method], label=method)
         ax.set_xscale("log")
-        ax.set_xlabel("trainable parameters (log scale)")
-        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel({"acc": "accuracy (%)", "rougeL": "ROUGE-L"}.get(metric, ""))
         ax.grid(alpha=0.3)
-    fig.suptitle("SmolLM2-135M, 200 training examples, 25 steps: score against trainable parameters "
-                 "(bars: sd over 2 seeds)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    if not costs.empty:
+        axes.flat[0].set_xlim(costs["trainable_parameters"].min() / 3, costs["trainable_parameters"].max() * 3)
+    for ax in axes[-1]:
+        ax.set_xlabel("trainable parameters (log scale)")
+    handles = {label: handle for ax in axes.flat for handle, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), frameon=False)
+    fig.suptitle(f"{MODEL}, {TRAIN_ITEMS} training examples, {STEPS} steps: score against trainable parameters "
+                 "(mean ± sd over seeds; points dodged sideways)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -264,7 +282,7 @@ def write_report(output: Path) -> None:
         "",
         "Accuracy (%) by option likelihood on 100 test items (SST-2, ARC-e, BoolQ, PIQA in cloze form); ROUGE-L on "
         "50 CommonGen items (the paper's 4-beam decoding). Paired test, JoLA against each other method: a sign-flip "
-        "permutation test over the test items of the per-item score difference (correct 1/0, or the item's ROUGE-L; "
+        "permutation test over the test items of the per-item score difference (correct 100/0, or the item's ROUGE-L; "
         "each method averaged over its seeds first; exact, or 20,000 random sign patterns); BH = Benjamini-Hochberg "
         "adjusted over every comparison in the table.",
         "",
