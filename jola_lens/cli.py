@@ -127,8 +127,9 @@ def _add_common(parser: argparse.ArgumentParser, inherit: bool) -> None:
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from jola_lens.gates import SCHEDULES
     from jola_lens.methods.cli_flags import add_method_flags
-    from jola_lens.training.config import SAVE_STRATEGIES
+    from jola_lens.training.config import SAVE_STRATEGIES, parse_target_heads
     from jola_lens.training.pipeline import APPLIED_MODULES, RUN_MODES
+    from jola_lens.training.presets import PRESETS
 
     train, spec = _defaults()
     parser = subparsers.add_parser(
@@ -184,14 +185,17 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                "(default: %(default)s)")
     _flag(gates, "penalty_warmup", type=int, default=train["penalty_warmup"], metavar="N",
           help="after the delay, raise the penalty linearly to full strength over N steps (default: %(default)s)")
-    _flag(gates, "target_heads", type=int, default=None, metavar="K",
-          help="instead of the spec's penalty, a Lagrangian that holds K heads open per gate kind, so runs compare "
-               "at equal sparsity (default: off)")
+    _flag(gates, "target_heads", type=parse_target_heads, default=None, metavar="K",
+          help="instead of the spec's penalty, a Lagrangian that holds K heads open per gate kind (or a share of the "
+               "edited heads, such as 0.3), so runs compare at equal sparsity (default: off)")
     _flag(gates, "target_warmup", type=int, default=train["target_warmup"], metavar="N",
           help="steps over which the target moves from the expected number of open gates at the first step down "
                "to K (default: %(default)s)")
     _flag(gates, "target_lr", type=float, default=train["target_lr"], metavar="LR",
           help="learning rate of the target's Lagrange multipliers (default: %(default)s)")
+    _flag(gates, "preset", choices=tuple(PRESETS), default=None,
+          help="named gate settings; flags left at their defaults take the preset's values. target30: gate init -1, "
+               "gate lr 0.1, 30%% of the heads held open (the stability screen's best setting) (default: none)")
     _flag(gates, "heads", default=None, metavar="SPEC|FILE",
           help="edit only these heads, e.g. L12H3,L20H0, or a head file (JSON with n_layers, n_heads, heads); "
                "every other head stays exactly unedited (default: all heads)")
@@ -269,6 +273,7 @@ def train_settings(args: argparse.Namespace) -> tuple[RunSpec, TrainConfig]:
     from jola_lens.tasks.cli_flags import data_settings
     from jola_lens.training.config import TrainConfig
     from jola_lens.training.pipeline import RunSpec
+    from jola_lens.training.presets import apply_preset
 
     hub_task, data_options = data_settings(args)
     spec = RunSpec(task=hub_task or args.task, subtask=args.subtask, model=args.base_model_name, backend=args.backend,
@@ -276,8 +281,10 @@ def train_settings(args: argparse.Namespace) -> tuple[RunSpec, TrainConfig]:
                    applied_module=args.applied_module, train_size=args.train_size, val_size=args.val_size,
                    data_dir=args.data_path, device=args.device, dtype=args.dtype, device_map=args.device_map,
                    data_options=data_options or {})
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**apply_preset(args.preset, settings, _defaults()[0]))
     return spec, config
+
 
 
 def run_train(args: argparse.Namespace) -> int:

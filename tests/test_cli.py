@@ -114,6 +114,25 @@ def _other_value(action: argparse.Action, default: object, kind: type) -> str:
     return "L0H1"
 
 
+def test_a_preset_fills_the_flags_left_at_their_defaults():
+    _, config = train_settings(parse(["train", "--preset", "target30"]))
+    assert (config.gate_init, config.gate_lr, config.target_heads, config.target_warmup, config.target_lr) == (
+        -1.0, 0.1, 0.3, 30, 0.1)
+    _, config = train_settings(parse(["train", "--preset", "target30", "--target_heads", "27", "--gate_lr", "0.2"]))
+    assert (config.target_heads, config.gate_lr, config.gate_init) == (27, 0.2, -1.0)  # given flags win
+    assert train_settings(parse(["train"]))[1].target_heads is None
+
+
+def test_target_heads_takes_a_count_or_a_share(capsys):
+    assert train_settings(parse(["train", "--target_heads", "0.25"]))[1].target_heads == 0.25
+    with pytest.raises(ValueError, match=r"target_heads must be a number of heads \(an integer >= 1\) or a share of "
+                                         r"the edited heads in \(0, 1\), such as 0.3; got 2.5"):
+        train_settings(parse(["train", "--target_heads", "2.5"]))
+    with pytest.raises(SystemExit):
+        parse(["train", "--target_heads", "many"])
+    assert "expected a number of heads (27) or a share such as 0.3, got 'many'" in capsys.readouterr().err
+
+
 def test_every_train_config_field_has_a_flag_that_reaches_it():
     """Derived from TrainConfig: a field added without a flag (or a flag that does not reach its field) fails."""
     actions = {action.dest: action for action in _subparsers()["train"]._actions}

@@ -77,9 +77,18 @@ def test_state_round_trip_resumes_the_multipliers():
     assert torch.equal(target.multipliers, clone.multipliers)
 
 
+def test_a_share_of_the_heads_is_rounded_to_a_count():
+    edit = edit_with_logits()  # 20 edited heads
+    assert [SparsityTarget(edit, target=share).target for share in (0.3, 0.01, 0.99)] == [6, 1, 20]
+    assert SparsityTarget(edit, target=7).target == 7
+
+
 def test_bad_targets_say_what_is_allowed():
     edit = edit_with_logits()
-    with pytest.raises(ValueError, match=r"must be a number of heads in \[1, 20\] \(the edited heads\), got 0"):
+    with pytest.raises(ValueError, match=r"must be a number of heads in \[1, 20\] \(the edited heads\) or a share "
+                                         r"of them in \(0, 1\), got 0"):
         SparsityTarget(edit, target=0)
+    with pytest.raises(ValueError, match=r"got 1.5"):
+        SparsityTarget(edit, target=1.5)
     with pytest.raises(ValueError, match=r"needs gates: this edit is ungated"):
         SparsityTarget(JoLAEdit(JoLAConfig(n_layers=1, n_heads=2, d_head=2, gated=False)), target=1)

@@ -119,6 +119,13 @@ def test_unknown_setting_is_named_with_its_line(workspace):
         read_sweep(path)
 
 
+def test_target_heads_and_preset_in_a_sweep_file(workspace):
+    sweep = read_sweep(write_sweep(workspace, SETTINGS + "grid:\n  target_heads: [3, 0.3]\n  preset: [target30]\n"))
+    assert [t.settings["target_heads"] for t in sweep.trials] == [3, 0.3]
+    with pytest.raises(SweepFileError, match=r"target_heads must be a number of heads or a share of them, got 'many'"):
+        read_sweep(write_sweep(workspace, SETTINGS + "grid:\n  target_heads: [many]\n"))
+
+
 def test_value_of_the_wrong_type_is_refused(workspace):
     with pytest.raises(SweepFileError, match=r"sweep\.yaml:15: seed must be an integer, got 'two' \(str\)"):
         read_sweep(write_sweep(workspace, SETTINGS + "grid:\n  seed: [1,\n    two]\n"))

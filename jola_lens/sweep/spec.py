@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from jola_lens.training.config import parse_target_heads
+
 SECTIONS = ("settings", "grid", "trials")
 NOT_SWEPT = {
     "output_dir": "the sweep names each trial's run folder",
@@ -98,6 +100,12 @@ def _checker(action: argparse.Action) -> tuple[Callable[[Any], Any], str]:
         expects = "a number"
     elif kind is None:
         base, expects = _typed(lambda v: isinstance(v, str), "a string"), "a string"
+    elif kind is parse_target_heads:
+        def base(value: Any) -> Any:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError("a number of heads or a share of them")
+            return value
+        expects = "a number of heads or a share of them"
     else:  # a parsing function such as the comma-separated module lists
         def base(value: Any) -> Any:
             if isinstance(value, list) and all(isinstance(v, str) for v in value):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class TrainConfig:
     uniform logits) starts every gate logit at one value, see ``JoLAConfig.gate_init``.
     ``penalty_delay`` / ``penalty_warmup`` hold the gate penalty at 0 for that many steps, then raise it linearly to
     full strength (0 / 0: the paper's penalty from step 0). ``target_heads`` (default None: the spec's penalty)
+    (a number of heads, or a share of the edited heads in (0, 1))
     replaces the penalty by a Lagrangian that holds that many heads open per gated edit kind, its target moving
     from the first step's expected open count down to ``target_heads`` over ``target_warmup`` steps, its
     multipliers learned at ``target_lr`` (see :mod:`jola_lens.training.sparsity`). ``heads`` (a spec such as ``L12H3,L20H0`` or a head
@@ -50,7 +52,7 @@ class TrainConfig:
     gate_init: float | None = None
     penalty_delay: int = 0
     penalty_warmup: int = 0
-    target_heads: int | None = None
+    target_heads: int | float | None = None
     target_warmup: int = 0
     target_lr: float = 0.01
     heads: str | None = None
@@ -75,8 +77,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.gate_init is not None and not math.isfinite(self.gate_init):
             raise ValueError(f"gate_init must be a finite logit or None, got {self.gate_init}")
-        if self.target_heads is not None:
-            _check_int("target_heads", self.target_heads, minimum=1)
+        if self.target_heads is not None and not _is_head_count_or_share(self.target_heads):
+            raise ValueError("target_heads must be a number of heads (an integer >= 1) or a share of the edited "
+                             f"heads in (0, 1), such as 0.3; got {self.target_heads!r}")
         if not self.target_lr > 0:
             raise ValueError(f"target_lr must be > 0, got {self.target_lr}")
         if self.gate_scheduler not in SCHEDULES:
@@ -95,6 +98,24 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         check_known_fields(cls, data)
         return cls(**data)
+
+
+def parse_target_heads(text: str | int | float) -> int | float:
+    """``--target_heads`` from the command line or a sweep file: a number of heads (27) or a share (0.3)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            continue
+    raise argparse.ArgumentTypeError(f"expected a number of heads (27) or a share such as 0.3, got {text!r}")
+
+
+def _is_head_count_or_share(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    return (isinstance(value, int) and value >= 1) or (isinstance(value, float) and 0 < value < 1)
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

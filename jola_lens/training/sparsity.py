@@ -55,15 +55,17 @@ class SparsityTarget(nn.Module):
     the total, then :meth:`step` (gradient ascent on the multipliers) after the edit's optimizer step.
     """
 
-    def __init__(self, edit: JoLAEdit, target: int, warmup: int = 0, lr: float = 0.01) -> None:
+    def __init__(self, edit: JoLAEdit, target: int | float, warmup: int = 0, lr: float = 0.01) -> None:
         super().__init__()
         n_heads = len(edit.config.edited_layers) * edit.config.n_heads
         self.kinds = tuple(kind for kind in edit.config.edit_kinds if edit.gate_logits(kind) is not None)
         if not self.kinds:
             raise ValueError("a sparsity target needs gates: this edit is ungated (gated=False)")
+        if isinstance(target, float) and 0 < target < 1:  # a share of the edited heads
+            target = max(1, round(target * n_heads))
         if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= n_heads:
-            raise ValueError(f"the sparsity target must be a number of heads in [1, {n_heads}] (the edited heads), "
-                             f"got {target!r}")
+            raise ValueError(f"the sparsity target must be a number of heads in [1, {n_heads}] (the edited heads) "
+                             f"or a share of them in (0, 1), got {target!r}")
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise ValueError(f"the sparsity target's warmup must be an integer >= 0 (steps), got {warmup!r}")
         if not lr > 0:

@@ -237,7 +237,7 @@ class Trainer:
                 self.adapter.save(self.run.edit_dir)
             elif state.finished and self.config.save_strategy == "best" and self._best_state is None:
                 logger.warning("no epoch reached the sparsity target of %d heads; keeping the last epoch (train "
-                               "longer or raise --target_lr)", self.config.target_heads)
+                               "longer or raise --target_lr)", self.sparsity_target.target)
                 self.adapter.save(self.run.edit_dir)
         self._checkpoint(state)
         shares = open_shares(self.adapter)
