@@ -56,12 +56,15 @@ SETTINGS: dict[str, dict] = {
     "target_gentle": {"lr": 5e-3, "gate_lr": 0.1, "gate_init": -1.0, "target_heads": 27, "target_warmup": 30,
                       "target_lr": 0.1},
     "target_random": {"lr": 5e-3, "gate_lr": 0.1, "target_heads": 27, "target_warmup": 20, "target_lr": 0.5},
-    "target_wide": {"lr": 5e-3, "gate_lr": 0.1, "gate_init": 0.0, "target_heads": 81, "target_warmup": 30,
+    "target_wide_init0": {"lr": 5e-3, "gate_lr": 0.1, "gate_init": 0.0, "target_heads": 81, "target_warmup": 30,
+                          "target_lr": 0.1},
+    "target_wide": {"lr": 5e-3, "gate_lr": 0.1, "gate_init": -1.0, "target_heads": 81, "target_warmup": 30,
                     "target_lr": 0.1},
 }
 """The settings screened. ``target_*`` hold 27 of 270 heads (10%) open per gate kind (reached by step 20);
 ``target_gentle`` moves its multipliers 5x slower (``target_const`` overshot to 0-5 heads kept);
-``target_wide`` holds 81 (30%) open from one constant init (``target_gentle``'s 27 collapsed SST-2 to one class);
+``target_wide`` holds 81 (30%) open (``target_gentle``'s 27 collapsed SST-2 onto one answer); from gate init 0
+(``target_wide_init0``) the multiplier closed no gate in 65 steps;
 ``*_const`` start every gate logit at one value (0, or -1 for the target) so no head starts ahead; ``delay_const`` trains 30 steps without penalty, then ramps it in over 15."""
 TASKS = {"sst2": ("extra/SST-2", "text"), "arc-e": ("commonsense/ARC-e", "cloze"), "boolq": ("commonsense/BoolQ", "cloze")}
 STAGES = {"screen": (["sst2"], [1, 2, 3]), "confirm": (["sst2", "arc-e", "boolq"], [1, 2, 3, 4, 5])}

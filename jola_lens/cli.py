@@ -195,7 +195,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
           help="learning rate of the target's Lagrange multipliers (default: %(default)s)")
     _flag(gates, "preset", choices=tuple(PRESETS), default=None,
           help="named gate settings; flags left at their defaults take the preset's values. target30: gate init -1, "
-               "gate lr 0.1, 30%% of the heads held open (the stability screen's best setting) (default: none)")
+               "gate lr 0.1, the expected open gates held at 30%% of the heads (the stability screen's best setting) "
+               "(default: none)")
     _flag(gates, "heads", default=None, metavar="SPEC|FILE",
           help="edit only these heads, e.g. L12H3,L20H0, or a head file (JSON with n_layers, n_heads, heads); "
                "every other head stays exactly unedited (default: all heads)")
