@@ -93,9 +93,17 @@ def finished_runs(output: Path) -> pd.DataFrame:
                 steps = training.get("steps")
                 rows.append({"method": method, "task": task, "seed": seed, "folder": folder,
                              "score": float(results[section][metric]), "metric": metric,
+                             "top_answer_share": top_answer_share(folder) if metric == "acc" else math.nan,
                              "trainable_parameters": training.get("trainable_parameters", 0),
                              "seconds_per_step": training["train_seconds"] / steps if steps else math.nan})
     return pd.DataFrame(rows)
+
+
+def top_answer_share(folder: Path) -> float:
+    """Share (%) of the test items given the run's most frequent answer (near 100: collapsed onto one answer)."""
+    answers = pd.Series([json.loads(line)["prediction"] for line in
+                         (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()])
+    return float(100.0 * answers.value_counts().iloc[0] / len(answers))
 
 
 def item_scores(folder: Path, metric: str) -> pd.Series:
@@ -145,7 +153,8 @@ def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
         for method in (m for m in METHOD_ORDER if m in scores):
             group = part[part["method"] == method]
             row = {"task": task, "method": method, "metric": metric, "runs": len(group),
-                   "mean": group["score"].mean(), "sd": group["score"].std(ddof=1) if len(group) > 1 else math.nan}
+                   "mean": group["score"].mean(), "sd": group["score"].std(ddof=1) if len(group) > 1 else math.nan,
+                   "top_answer_share": group["top_answer_share"].mean()}
             if method != REFERENCE and REFERENCE in scores:
                 row["jola_minus"], row["p"], row["items"] = paired_test(scores[REFERENCE], scores[method])
             rows.append(row)
@@ -238,6 +247,10 @@ def _cell(value: float, digits: int = 1) -> str:
     return "" if pd.isna(value) else f"{value:.{digits}f}"
 
 
+def _p(value: float) -> str:
+    return "" if pd.isna(value) else "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
 def write_report(output: Path) -> None:
     from jola_lens import atomic
 
@@ -254,8 +267,9 @@ def write_report(output: Path) -> None:
         "task": table["task"], "method": table["method"], "metric": table["metric"], "runs": table["runs"],
         "mean ± sd": [f"{m:.1f}" + ("" if pd.isna(s) else f" ± {s:.1f}") for m, s in zip(table["mean"], table["sd"])],
         "JoLA − method": [_cell(v) for v in table.get("jola_minus", pd.Series(math.nan, index=table.index))],
-        "p (paired)": [_cell(v, 3) for v in table.get("p", pd.Series(math.nan, index=table.index))],
-        "p (BH)": [_cell(v, 3) for v in table.get("p_bh", pd.Series(math.nan, index=table.index))]})
+        "p (paired)": [_p(v) for v in table.get("p", pd.Series(math.nan, index=table.index))],
+        "p (BH)": [_p(v) for v in table.get("p_bh", pd.Series(math.nan, index=table.index))],
+        "top answer %": [_cell(v, 0) for v in table["top_answer_share"]]})
     cost_shown = pd.DataFrame({"method": costs.index, "trainable parameters": costs["trainable_parameters"].map(
         lambda v: f"{v:,.0f}"), "s / step (1 thread, shared machine)": costs["seconds_per_step"].map(_cell),
         "runs": costs["runs"]})
@@ -284,7 +298,8 @@ def write_report(output: Path) -> None:
         "50 CommonGen items (the paper's 4-beam decoding). Paired test, JoLA against each other method: a sign-flip "
         "permutation test over the test items of the per-item score difference (correct 100/0, or the item's ROUGE-L; "
         "each method averaged over its seeds first; exact, or 20,000 random sign patterns); BH = Benjamini-Hochberg "
-        "adjusted over every comparison in the table.",
+        "adjusted over every comparison in the table. Top answer: the share of test items given the most frequent "
+        "answer (near 100: the run collapsed onto one answer).",
         "",
         shown.to_markdown(index=False),
         "",

@@ -21,7 +21,7 @@ def _run(root, method: str, seed: int | None, correct: list[bool], parameters: i
     folder.mkdir(parents=True)
     with open(folder / "predictions.jsonl", "w", encoding="utf-8") as handle:
         for i, ok in enumerate(correct):
-            handle.write(json.dumps({"id": f"item{i}", "correct": ok}) + "\n")
+            handle.write(json.dumps({"id": f"item{i}", "correct": ok, "prediction": "yes" if i % 4 else "no"}) + "\n")
     metrics = {"evaluation": {"results": {"likelihood": {"acc": 100.0 * sum(correct) / len(correct)}}}}
     if seed is not None:
         metrics["training"] = {"trainable_parameters": parameters, "train_seconds": seconds, "steps": 5}
@@ -43,6 +43,7 @@ def test_jola_ahead_on_ten_items_and_tied_on_the_rest_gives_the_exact_sign_flip_
     assert table.at["zero-shot", "p"] == 1.0 and table.at["zero-shot", "jola_minus"] == 0.0  # every item ties
     assert table.at["lora", "p_bh"] == pytest.approx(2 * 2 / 2**10)  # BH over two tests: the smaller p times 2
     assert math.isnan(table.at["jola", "p"])
+    assert table.at["lora", "top_answer_share"] == 75.0  # "no" on every 4th of 20 items, "yes" on the rest
     costs = baselines.cost_table(baselines.finished_runs(tmp_path))
     assert costs.loc["jola"].tolist() == [540, 4.0, 2] and costs.loc["lora", "trainable_parameters"] == 9000
     assert baselines.verdicts(table.reset_index()) == [
