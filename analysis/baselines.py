@@ -190,6 +190,25 @@ def verdicts(table: pd.DataFrame, alpha: float = 0.05) -> list[str]:
     return lines
 
 
+def claim_summary(table: pd.DataFrame, alpha: float = 0.05) -> list[str]:
+    """The paper's claim (JoLA beats the other methods) per method: on how many tasks JoLA is ahead, behind, or
+    not told apart (BH-adjusted p < alpha), over the tasks where both were scored."""
+    if "p_bh" not in table:
+        return []
+    lines = []
+    tested = table[table["p_bh"].notna()]
+    for method in (m for m in METHOD_ORDER if m in set(tested["method"])):
+        rows = tested[tested["method"] == method]
+        ahead = int(((rows["p_bh"] < alpha) & (rows["jola_minus"] > 0)).sum())
+        behind = int(((rows["p_bh"] < alpha) & (rows["jola_minus"] < 0)).sum())
+        accuracy = rows[rows["metric"] == "acc"]["jola_minus"]
+        mean = (f" (accuracy {accuracy.mean():+.1f} points on average over {len(accuracy)} accuracy task"
+                f"{'s' if len(accuracy) > 1 else ''})" if len(accuracy) else "")
+        lines.append(f"JoLA against {method}: ahead on {ahead}, behind on {behind}, not told apart on "
+                     f"{len(rows) - ahead - behind} of {len(rows)} tasks{mean}.")
+    return lines
+
+
 def plot_accuracy_vs_parameters(runs: pd.DataFrame, costs: pd.DataFrame, path: Path) -> None:
     """Score against trainable parameters (log scale): one panel per task and one for the mean accuracy over the
     likelihood tasks (methods with every one of them); points are means over seeds, bars their sd, zero-shot the
@@ -313,6 +332,12 @@ def write_report(output: Path) -> None:
         "![accuracy against parameters](accuracy-vs-parameters.png)",
         "",
         "## Verdicts",
+        "",
+        "The paper's claim, method by method:",
+        "",
+        *[f"- {line}" for line in claim_summary(table)],
+        "",
+        "Per task:",
         "",
         *[f"- {line}" for line in verdicts(table)],
         "",
