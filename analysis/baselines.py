@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from jola_lens import atomic
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "sweeps"))
 import make_baselines as design  # noqa: E402
 
@@ -100,10 +102,11 @@ def finished_runs(output: Path) -> pd.DataFrame:
 
 
 def top_answer_share(folder: Path) -> float:
-    """Share (%) of the test items given the run's most frequent answer (near 100: collapsed onto one answer)."""
-    answers = pd.Series([json.loads(line)["prediction"] for line in
-                         (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()])
-    return float(100.0 * answers.value_counts().iloc[0] / len(answers))
+    """The run's :func:`jola_lens.evaluation.top_answer_share` (NaN when its answers are not a label set)."""
+    from jola_lens.evaluation import top_answer_share as share
+
+    value = share(atomic.read_jsonl(folder / "predictions.jsonl"))
+    return math.nan if value is None else value
 
 
 def item_scores(folder: Path, metric: str) -> pd.Series:
@@ -271,8 +274,6 @@ def _p(value: float) -> str:
 
 
 def write_report(output: Path) -> None:
-    from jola_lens import atomic
-
     runs = finished_runs(output)
     if runs.empty:
         raise SystemExit(f"no scored runs under {output / 'runs'}: run `python analysis/baselines.py` first")

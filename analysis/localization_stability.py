@@ -121,10 +121,11 @@ def run_accuracy(folder: Path) -> float:
 
 
 def top_answer_share(folder: Path) -> float:
-    """Share (%) of the test items given the run's most frequent answer: near 100 flags a run that collapsed onto
-    one answer, whatever its accuracy (the share of that answer among the gold labels)."""
-    answers = pd.Series([record["prediction"] for record in atomic.read_jsonl(folder / "predictions.jsonl")])
-    return float(100.0 * answers.value_counts().iloc[0] / len(answers))
+    """The run's :func:`jola_lens.evaluation.top_answer_share` (NaN when its answers are not a label set)."""
+    from jola_lens.evaluation import top_answer_share as share
+
+    value = share(atomic.read_jsonl(folder / "predictions.jsonl"))
+    return math.nan if value is None else value
 
 
 def _setting_table(folders: list[Path], setting: str) -> pd.DataFrame:
@@ -228,7 +229,7 @@ def measures_markdown(measures: pd.DataFrame) -> str:
                                ("layer Spearman", "layer_spearman"))},
         "accuracy mean ± sd": [f"{m:.1f}" + ("" if pd.isna(sd) else f" ± {sd:.1f}")
                                for m, sd in zip(within["acc_mean"], within["acc_sd"])],
-        "top answer share %": [f"{v:.0f}" for v in within["top_answer_share"]]})
+        "top answer share %": ["" if pd.isna(v) else f"{v:.0f}" for v in within["top_answer_share"]]})
     lines = ["## Within a task: seeds against chance", "",
              ("One row per setting, task and edit kind. Chance = random selections of the same sizes (exact for Φ "
               "and Jaccard, else random draws); p one-sided (more agreement than chance). An empty cell: fewer than "

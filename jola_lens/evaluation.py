@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +22,11 @@ from jola_lens.tasks.base import Task
 from jola_lens.tasks.examples import Example
 
 __all__ = ["SCORINGS", "EvalResult", "evaluate", "generate_responses", "generation_config", "option_logprobs",
-           "scoring_methods"]
+           "scoring_methods", "top_answer_share"]
 
 SCORINGS = ("generation", "likelihood", "both")
+LABEL_SET_MAX = 5
+"""Tasks whose gold answers take at most this many distinct values answer from a label set (positive/negative)."""
 
 
 @dataclass
@@ -84,6 +87,16 @@ def evaluate(backend: Route, tokenizer: Any, task: Task, examples: Sequence[Exam
         for values in metrics.values():
             values["majority_rate"] = rate
     return EvalResult(metrics, records, time.monotonic() - start)
+
+
+def top_answer_share(records: Sequence[dict[str, Any]]) -> float | None:
+    """Share (%) of the items given the most frequent prediction: near 100 means the model answers the same label
+    whatever the input (a collapse that accuracy alone hides when the labels are unbalanced). None when the gold
+    answers are not a small label set (at most LABEL_SET_MAX values: option texts differ per item) or no records."""
+    if not records or len({str(r["gold"]) for r in records}) > LABEL_SET_MAX:
+        return None
+    counts = Counter(str(r["prediction"]) for r in records)
+    return 100.0 * max(counts.values()) / len(records)
 
 
 def option_length(option: str) -> int:

@@ -21,7 +21,8 @@ def _run(root, method: str, seed: int | None, correct: list[bool], parameters: i
     folder.mkdir(parents=True)
     with open(folder / "predictions.jsonl", "w", encoding="utf-8") as handle:
         for i, ok in enumerate(correct):
-            handle.write(json.dumps({"id": f"item{i}", "correct": ok, "prediction": "yes" if i % 4 else "no"}) + "\n")
+            handle.write(json.dumps({"id": f"item{i}", "correct": ok, "prediction": "yes" if i % 4 else "no",
+                                     "gold": "yes"}) + "\n")
     metrics = {"evaluation": {"results": {"likelihood": {"acc": 100.0 * sum(correct) / len(correct)}}}}
     if seed is not None:
         metrics["training"] = {"trainable_parameters": parameters, "train_seconds": seconds, "steps": 5}

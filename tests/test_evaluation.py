@@ -159,3 +159,13 @@ def test_acc_norm_divides_by_the_option_without_its_delimiter():
 
     # lm-eval divides by len(choice); the continuation it scores is " " + choice
     assert [option_length(o) for o in (" The nervous system", "answer1", "  Many", " ", "")] == [18, 7, 5, 1, 1]
+
+
+def test_top_answer_share_counts_the_most_frequent_prediction_of_a_label_set():
+    from jola_lens.evaluation import top_answer_share
+
+    labels = [{"gold": g, "prediction": p} for g, p in
+              [("yes", "yes"), ("no", "yes"), ("no", "yes"), ("yes", "no")]]
+    assert top_answer_share(labels) == 75.0  # "yes" for 3 of 4 items
+    texts = [{"gold": f"option {i}", "prediction": "option 0"} for i in range(6)]  # 6 distinct gold answers
+    assert top_answer_share(texts) is None and top_answer_share([]) is None

@@ -28,7 +28,7 @@ def _run(output, setting, task, seed, heads, accuracy=None, answers=("yes", "no"
     if accuracy is not None:
         atomic.write_json(run.metrics, {"evaluation": {"n": 100, "results": {"likelihood": {"acc": accuracy}}}})
         for answer in answers:
-            atomic.append_jsonl(run.root / "predictions.jsonl", {"prediction": answer})
+            atomic.append_jsonl(run.root / "predictions.jsonl", {"prediction": answer, "gold": "yes"})
     return run
 
 
