@@ -319,7 +319,8 @@ def write_report(output: Path) -> None:
         "permutation test over the test items of the per-item score difference (correct 100/0, or the item's ROUGE-L; "
         "each method averaged over its seeds first; exact, or 20,000 random sign patterns); BH = Benjamini-Hochberg "
         "adjusted over every comparison in the table. Top answer: the share of test items given the most frequent "
-        "answer (near 100: the run collapsed onto one answer).",
+        "answer, on the tasks whose answers are a label set (SST-2, BoolQ; near 100: the run collapsed onto one "
+        "answer).",
         "",
         shown.to_markdown(index=False),
         "",
