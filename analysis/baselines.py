@@ -55,7 +55,7 @@ def run_zero_shot(output: Path, progress: bool) -> None:
         overrides = {"task": task, "formulation": settings.get("formulation")}
         eval_run(None, overrides=overrides, scoring=str(settings["scoring"]), limit=int(settings["limit"]),
                  output_dir=folder, eval_batch=int(design.SMALL_SETTINGS["eval_batch"]),
-                 max_length=int(design.SMALL_SETTINGS["max_length"]), progress=progress)
+                 max_length=int(settings.get("max_length", design.SMALL_SETTINGS["max_length"])), progress=progress)
         logger.info("zero-shot %s scored", task)
 
 

@@ -10,7 +10,8 @@ trials explicitly; this script is where they come from.
 - ``baselines.yaml``: sized for this 2-core CPU (about 2 hours on one thread): 5 tasks (SST-2, ARC-e, BoolQ, PIQA
   in cloze form, scored by likelihood on 100 test items; GEM CommonGen scored by generation on 50) x 5 methods x 2
   seeds, 200 training examples, the same shortened schedule for every method (1 epoch of batch 8 = 25 steps,
-  5 warm-up steps, 20 validation items, sequences of at most 256 tokens; LoFiT runs it once per stage).
+  5 warm-up steps, 20 validation items, sequences of at most 256 tokens, 512 for PIQA, whose longest solutions
+  have over 300 tokens; LoFiT runs it once per stage).
   Trials are named ``<method>/<task>-seed<S>`` (their run folders).
 - ``baselines-full.yaml``: the full design for a bigger machine: the paper's 26 tasks (8 commonsense, 14 MMLU-Pro,
   4 GEM) x 5 methods x 3 seeds with the paper's protocol (answer labels generated with 4-beam search, 20 epochs,
@@ -49,7 +50,7 @@ SMALL_TASKS: dict[str, dict[str, object]] = {
     "extra/SST-2": {"formulation": "cloze", "scoring": "likelihood", "limit": 100},
     "commonsense/ARC-e": {"formulation": "cloze", "scoring": "likelihood", "limit": 100},
     "commonsense/BoolQ": {"formulation": "cloze", "scoring": "likelihood", "limit": 100},
-    "commonsense/PIQA": {"formulation": "cloze", "scoring": "likelihood", "limit": 100},
+    "commonsense/PIQA": {"formulation": "cloze", "scoring": "likelihood", "limit": 100, "max_length": 512},
     "gem/common_gen": {"scoring": "generation", "limit": 50},
 }
 SMALL_SETTINGS = {"run_mode": "train_eval", "train_size": 200, "val_size": 20, "num_epoch": 1, "train_batch": 8,
@@ -81,7 +82,7 @@ def trials(tasks: dict[str, dict[str, object]], seeds: tuple[int, ...], gates: d
 def zero_shot_commands(tasks: dict[str, dict[str, object]], folder: str, common: dict[str, object]) -> list[str]:
     commands = []
     for task, settings in tasks.items():
-        flags = "".join(f" --{k} {v}" for k, v in {**settings, **common}.items())
+        flags = "".join(f" --{k} {v}" for k, v in {**common, **settings}.items())
         commands.append(f"jola-lens eval --task {task}{flags} --output_dir {folder}/{task.replace('/', '-')} "
                         f"--output_file_name {folder}/results.jsonl")
     return commands
