@@ -172,6 +172,24 @@ def test_unknown_task_or_subtask_lists_close_names(tmp_path, capsys):
     assert not (tmp_path / "a").exists()
 
 
+def test_a_target_longer_than_max_length_names_the_example_and_the_fix(tmp_path, tiny_model_dir, capsys):  # noqa: F811
+    long_answer = " ".join(f"w{i}" for i in range(20, 40))
+    records = [{"question": f"w{i} w{i + 1}", "choices": [long_answer, "w3"], "answer": 0,
+                "split": "test" if i >= 12 else "train"} for i in range(16)]
+    task = tmp_path / "long.jsonl"
+    task.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    out = tmp_path / "run"
+    argv = ["train", "--task", str(task), "--base_model_name", str(tiny_model_dir), "--prompt_style", "plain",
+            "--formulation", "text", "--train_size", "8", "--val_size", "4", "--num_epoch", "1", "--quiet",
+            "--output_dir", str(out)]
+    assert main([*argv, "--max_length", "8"]) == 2
+    error = capsys.readouterr().err
+    assert ("jola-lens train: error: training example custom/long:train:10: the target alone has 21 tokens, more than "
+            "max_length=8 allows after the prompt's 0 kept token(s); raise --max_length") in error
+    assert not (out / "config.json").exists()  # nothing written: the same folder takes the corrected command
+    assert main([*argv, "--max_length", "64"]) == 0
+
+
 def test_unwritable_output_dir_is_refused(tmp_path, tiny_args, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

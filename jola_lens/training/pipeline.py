@@ -148,10 +148,17 @@ def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run
     jola_fields = {"gate_init": config.gate_init, "heads": edit_heads(backend.hf_model, config.heads)}
     first = build_adapter(method, backend, seed=config.seed, **{k: v for k, v in jola_fields.items() if v is not None})
 
-    def encode(examples: list[Example]) -> list:
-        return [encode_example(tokenizer, task.prompt(e, spec.prompt_style, tokenizer), e.target, config.max_length)
-                for e in examples]
+    def encode(examples: list[Example], split: str) -> list:
+        encoded = []
+        for e in examples:
+            try:
+                encoded.append(encode_example(tokenizer, task.prompt(e, spec.prompt_style, tokenizer), e.target,
+                                              config.max_length))
+            except ValueError as error:
+                raise ValueError(f"{split} example {e.id}: {error}; raise --max_length") from None
+        return encoded
 
+    train_items, validation_items = encode(splits.train, "training"), encode(splits.validation, "validation")
     folder.write_config(identity, {
         "edit": first.edit.config.to_dict() if method.method == "jola" else None,
         "method_config": method.to_dict(), "model_name": spec.model or DEFAULT_MODEL, "task_name": task.name,
@@ -160,7 +167,7 @@ def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run
         "device_map": spec.device_map,
         "library_version": __version__})
     folder.write_train_items({"train": splits.train, "validation": splits.validation})
-    result, earlier = train_method(method, backend, encode(splits.train), encode(splits.validation), config,
+    result, earlier = train_method(method, backend, train_items, validation_items, config,
                                    pad_token_id=tokenizer.pad_token_id, run=folder, fingerprint=flatten(identity),
                                    progress=progress, first=first, **jola_fields)
     summary = training_summary(result, config) | (
