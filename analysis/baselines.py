@@ -97,6 +97,8 @@ def finished_runs(output: Path) -> pd.DataFrame:
                              "score": float(results[section][metric]), "metric": metric,
                              "top_answer_share": top_answer_share(folder) if metric == "acc" else math.nan,
                              "trainable_parameters": training.get("trainable_parameters", 0),
+                             "earlier_stage_parameters": sum(stage.get("trainable_parameters", 0) for stage in
+                                                             training.get("stages", {}).values()),
                              "seconds_per_step": training["train_seconds"] / steps if steps else math.nan})
     return pd.DataFrame(rows)
 
@@ -172,8 +174,9 @@ def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per method: trainable parameters and training seconds per optimizer step (mean over its runs)."""
     trained = runs[runs["method"] != ZERO_SHOT]
     table = trained.groupby("method", sort=False).agg(
-        trainable_parameters=("trainable_parameters", "median"), seconds_per_step=("seconds_per_step", "mean"),
-        runs=("score", "size"))
+        trainable_parameters=("trainable_parameters", "median"),
+        earlier_stage_parameters=("earlier_stage_parameters", "median"),
+        seconds_per_step=("seconds_per_step", "mean"), runs=("score", "size"))
     return table.reindex([m for m in METHOD_ORDER if m in table.index])
 
 
@@ -291,7 +294,8 @@ def write_report(output: Path) -> None:
         "p (BH)": [_p(v) for v in table.get("p_bh", pd.Series(math.nan, index=table.index))],
         "top answer %": [_cell(v, 0) for v in table["top_answer_share"]]})
     cost_shown = pd.DataFrame({"method": costs.index, "trainable parameters": costs["trainable_parameters"].map(
-        lambda v: f"{v:,.0f}"), "s / step (1 thread, shared machine)": costs["seconds_per_step"].map(_cell),
+        lambda v: f"{v:,.0f}"), "earlier stages": costs["earlier_stage_parameters"].map(
+        lambda v: f"{v:,.0f}" if v else ""), "s / step (1 thread, shared machine)": costs["seconds_per_step"].map(_cell),
         "runs": costs["runs"]})
     settings = ", ".join(f"{k}={v}" for k, v in design.SMALL_SETTINGS.items())
     lines = [
@@ -328,7 +332,8 @@ def write_report(output: Path) -> None:
         "",
         cost_shown.to_markdown(index=False),
         "",
-        "Step time is the trainer's wall time over its optimizer steps on one thread of a machine shared with "
+        "Trainable parameters: the kept adapter's (the figure's x axis); earlier stages: what LoFiT's first stage "
+        "trains to choose its heads. Step time is the trainer's wall time over its optimizer steps on one thread of a machine shared with "
         "another study; step time relative to the frozen model's own forward + backward: `benchmarks/method_costs.py`.",
         "",
         "![accuracy against parameters](accuracy-vs-parameters.png)",

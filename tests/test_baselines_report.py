@@ -46,7 +46,7 @@ def test_jola_ahead_on_ten_items_and_tied_on_the_rest_gives_the_exact_sign_flip_
     assert math.isnan(table.at["jola", "p"])
     assert table.at["lora", "top_answer_share"] == 75.0  # "no" on every 4th of 20 items, "yes" on the rest
     costs = baselines.cost_table(baselines.finished_runs(tmp_path))
-    assert costs.loc["jola"].tolist() == [540, 4.0, 2] and costs.loc["lora", "trainable_parameters"] == 9000
+    assert costs.loc["jola"].tolist() == [540, 0, 4.0, 2] and costs.loc["lora", "trainable_parameters"] == 9000
     assert baselines.claim_summary(table.reset_index()) == [
         "JoLA against zero-shot: ahead on 0, behind on 0, not told apart on 1 of 1 tasks (accuracy +0.0 points on average "
         "over 1 accuracy task).",
