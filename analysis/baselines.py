@@ -312,7 +312,9 @@ def write_report(output: Path) -> None:
         "python analysis/baselines.py --report                                           # this file",
         "```",
         "",
-        "The trials: `analysis/sweeps/baselines.yaml`; the full design for a bigger machine (26 tasks, the paper's "
+        "Committed per run: config.json, metrics.json, predictions.jsonl, train_log.jsonl (the report reads "
+        "these); the adapters themselves (about 100 MB) are not: the same command retrains them. The trials: "
+        "`analysis/sweeps/baselines.yaml`; the full design for a bigger machine (26 tasks, the paper's "
         "20 epochs, 3 seeds): `analysis/sweeps/baselines-full.yaml` (`jola-lens sweep analysis/sweeps/"
         "baselines-full.yaml`).",
         "",
