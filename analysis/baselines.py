@@ -295,7 +295,8 @@ def write_report(output: Path) -> None:
         "top answer %": [_cell(v, 0) for v in table["top_answer_share"]]})
     cost_shown = pd.DataFrame({"method": costs.index, "trainable parameters": costs["trainable_parameters"].map(
         lambda v: f"{v:,.0f}"), "earlier stages": costs["earlier_stage_parameters"].map(
-        lambda v: f"{v:,.0f}" if v else ""), "s / step (1 thread, shared machine)": costs["seconds_per_step"].map(_cell),
+        lambda v: f"{v:,.0f}" if v else ""),
+        "s / step (1 thread, shared machine)": costs["seconds_per_step"].map(_cell),
         "runs": costs["runs"]})
     settings = ", ".join(f"{k}={v}" for k, v in design.SMALL_SETTINGS.items())
     lines = [
@@ -335,8 +336,9 @@ def write_report(output: Path) -> None:
         cost_shown.to_markdown(index=False),
         "",
         "Trainable parameters: the kept adapter's (the figure's x axis); earlier stages: what LoFiT's first stage "
-        "trains to choose its heads. Step time is the trainer's wall time over its optimizer steps on one thread of a machine shared with "
-        "another study; step time relative to the frozen model's own forward + backward: `benchmarks/method_costs.py`.",
+        "trains to choose its heads. Step time is the trainer's wall time over its optimizer steps on one thread "
+        "of a 2-core machine running two trials at once; step time relative to the frozen model's own forward + "
+        "backward: `benchmarks/method_costs.py`.",
         "",
         "![accuracy against parameters](accuracy-vs-parameters.png)",
         "",

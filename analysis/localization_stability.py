@@ -65,7 +65,8 @@ SETTINGS: dict[str, dict] = {
 ``target_gentle`` moves its multipliers 5x slower (``target_const`` overshot to 0-5 heads kept);
 ``target_wide`` holds 81 (30%) open (``target_gentle``'s 27 collapsed SST-2 onto one answer); from gate init 0
 (``target_wide_init0``) the multiplier closed no gate in 65 steps;
-``*_const`` start every gate logit at one value (0, or -1 for the target) so no head starts ahead; ``delay_const`` trains 30 steps without penalty, then ramps it in over 15."""
+``*_const`` start every gate logit at one value (0, or -1 for the target) so no head starts ahead;
+``delay_const`` trains 30 steps without penalty, then ramps it in over 15."""
 TASKS = {"sst2": ("extra/SST-2", "text"), "arc-e": ("commonsense/ARC-e", "cloze"), "boolq": ("commonsense/BoolQ", "cloze")}
 STAGES = {"screen": (["sst2"], [1, 2, 3]), "confirm": (["sst2", "arc-e", "boolq"], [1, 2, 3, 4, 5])}
 

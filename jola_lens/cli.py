@@ -287,7 +287,6 @@ def train_settings(args: argparse.Namespace) -> tuple[RunSpec, TrainConfig]:
     return spec, config
 
 
-
 def run_train(args: argparse.Namespace) -> int:
     from jola_lens.methods.cli_flags import method_config
     from jola_lens.training.pipeline import default_train_dir, train_run

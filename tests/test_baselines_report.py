@@ -48,10 +48,10 @@ def test_jola_ahead_on_ten_items_and_tied_on_the_rest_gives_the_exact_sign_flip_
     costs = baselines.cost_table(baselines.finished_runs(tmp_path))
     assert costs.loc["jola"].tolist() == [540, 0, 4.0, 2] and costs.loc["lora", "trainable_parameters"] == 9000
     assert baselines.claim_summary(table.reset_index()) == [
-        "JoLA against zero-shot: ahead on 0, behind on 0, not told apart on 1 of 1 tasks (accuracy +0.0 points on average "
-        "over 1 accuracy task).",
-        "JoLA against lora: ahead on 1, behind on 0, not told apart on 0 of 1 tasks (accuracy +50.0 points on average over "
-        "1 accuracy task)."]
+        "JoLA against zero-shot: ahead on 0, behind on 0, not told apart on 1 of 1 tasks "
+        "(accuracy +0.0 points on average over 1 accuracy task).",
+        "JoLA against lora: ahead on 1, behind on 0, not told apart on 0 of 1 tasks "
+        "(accuracy +50.0 points on average over 1 accuracy task)."]
     assert baselines.verdicts(table.reset_index()) == [
         f"{TASK}: JoLA beats lora; cannot be told from zero-shot (BH-adjusted p < 0.05)."]
 

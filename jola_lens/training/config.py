@@ -28,13 +28,13 @@ class TrainConfig:
     ``gate_lambda`` is the constant lam of the ``none`` scheduler. ``gate_init`` (default None: the spec's random
     uniform logits) starts every gate logit at one value, see ``JoLAConfig.gate_init``.
     ``penalty_delay`` / ``penalty_warmup`` hold the gate penalty at 0 for that many steps, then raise it linearly to
-    full strength (0 / 0: the paper's penalty from step 0). ``target_heads`` (default None: the spec's penalty)
-    (a number of heads, or a share of the edited heads in (0, 1))
-    replaces the penalty by a Lagrangian that holds that many heads open per gated edit kind, its target moving
-    from the first step's expected open count down to ``target_heads`` over ``target_warmup`` steps, its
-    multipliers learned at ``target_lr`` (see :mod:`jola_lens.training.sparsity`). ``heads`` (a spec such as ``L12H3,L20H0`` or a head
-    file, see :mod:`jola_lens.heads`) restricts the edit to those heads. ``group_by_length`` batches examples of
-    similar length together (seeded, every example once per epoch; see :func:`jola_lens.batching.epoch_batches`).
+    full strength (0 / 0: the paper's penalty from step 0). ``target_heads`` (default None: the spec's penalty; a
+    number of heads, or a share of the edited heads in (0, 1)) replaces the penalty by a Lagrangian that holds that
+    many heads open per gated edit kind, its target moving from the first step's expected open count down to
+    ``target_heads`` over ``target_warmup`` steps, its multipliers learned at ``target_lr`` (see
+    :mod:`jola_lens.training.sparsity`). ``heads`` (a spec such as ``L12H3,L20H0`` or a head file, see
+    :mod:`jola_lens.heads`) restricts the edit to those heads. ``group_by_length`` batches examples of similar
+    length together (seeded, every example once per epoch; see :func:`jola_lens.batching.epoch_batches`).
     """
 
     lr: float = 5e-3
