@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,13 @@ def settings_diff(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[
     None there), sorted by key; [] when the settings agree."""
     a, b = flatten(saved), flatten(current)
     return [f"{key}: {a.get(key)!r} -> {b.get(key)!r}" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+
+
+def train_defaults() -> dict[str, Any]:
+    """The default of every :class:`~jola_lens.training.config.TrainConfig` field that has one."""
+    from jola_lens.training.config import TrainConfig
+
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 class NotARunError(FileNotFoundError):
@@ -143,8 +150,13 @@ class RunFolder:
 
     def settings_diff(self, identity: Mapping[str, Any]) -> list[str]:
         """:func:`settings_diff` between the run's saved settings and ``identity``, over ``identity``'s keys
-        (config.json's descriptive entries are not compared)."""
+        (config.json's descriptive entries are not compared). A training setting the saved run lacks takes its
+        default: the run was saved before the setting existed, when it behaved as the default does."""
         saved = json.loads(self.config.read_text(encoding="utf-8")) if self.config.is_file() else {}
+        if isinstance(saved.get("train"), dict) and isinstance(identity.get("train"), Mapping):
+            defaults = train_defaults()
+            added = {key: defaults[key] for key in identity["train"] if key not in saved["train"] and key in defaults}
+            saved["train"] = saved["train"] | added
         return settings_diff({key: saved.get(key) for key in identity}, identity)
 
     # ---- training and validation items --------------------------------------------------------------

@@ -172,3 +172,15 @@ def test_versioned_json_records_name_damage_and_other_versions(tmp_path):
 
     with pytest.raises(Damaged, match=r"state\.json is not valid JSON \(.*\); start again with --overwrite"):
         atomic.read_versioned_json(path, 1, damaged="start again with --overwrite", error=Damaged)
+
+
+def test_a_training_setting_added_after_a_run_was_saved_counts_as_its_default(tmp_path):
+    from jola_lens.training.config import TrainConfig
+
+    now = {"task": "SST-2", "train": TrainConfig(seed=1).to_dict()}
+    older = {"task": "SST-2", "train": {k: v for k, v in now["train"].items() if k != "group_by_length"}}
+    run = RunFolder(tmp_path / "run")
+    run.write_config(older, {})
+    assert run.settings_diff(now) == []  # saved before the setting existed: it behaved as the default does
+    grouped = {"task": "SST-2", "train": TrainConfig(seed=1, group_by_length=True).to_dict()}
+    assert run.settings_diff(grouped) == ["train.group_by_length: False -> True"]
