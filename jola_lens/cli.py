@@ -193,6 +193,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                "to K (default: %(default)s)")
     _flag(gates, "target_lr", type=float, default=train["target_lr"], metavar="LR",
           help="learning rate of the target's Lagrange multipliers (default: %(default)s)")
+    _flag(gates, "keep_heads", type=parse_target_heads, default=None, metavar="K",
+          help="after training, keep only the K heads (or a share, such as 0.3) per gate kind with the highest "
+               "gate logits and leave the others unedited, so every run keeps exactly K (default: off)")
     _flag(gates, "preset", choices=tuple(PRESETS), default=None,
           help="named gate settings; flags left at their defaults take the preset's values. target30: gate init -1, "
                "gate lr 0.1, the expected open gates held at 30%% of the heads (the stability screen's best setting) "

@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 
 from jola_lens import gates as hc
 from jola_lens.config import EDIT_KINDS, JoLAConfig
-from jola_lens.heads import head_mask
+from jola_lens.heads import head_count, head_mask
 
 if TYPE_CHECKING:
     from jola_lens.backends.base import Attachment
@@ -144,6 +145,28 @@ class JoLAEdit(nn.Module):
     def selected_heads(self) -> dict[str, Tensor]:
         """Boolean [layer, head] masks of the heads each edit kind changes at evaluation (gate > 0)."""
         return {kind: gate > 0 for kind, gate in self.gates().items()}
+
+    def pruned(self, keep: int | float) -> JoLAEdit:
+        """A copy that edits only the ``keep`` heads (a number, or a share of the heads it may edit) per gated edit
+        kind with the highest gate logits, i.e. the highest P(g != 0): the final pruning to a sparsity target of
+        L0-gate training (as in CoFi, Xia et al. 2022), so that runs compare at equal sparsity. The other heads are
+        left bit-exactly unedited through ``config.heads``; the kept heads keep their gates (one whose gate is 0
+        stays closed). Parameters are copied; pruning a pruned edit to the same ``keep`` changes nothing."""
+        c = self.config
+        if not c.gated:
+            raise ValueError("pruning keeps the heads with the highest gate logits, but this edit has no gates "
+                             "(gated=False): restrict it with JoLAConfig.heads instead")
+        heads = {}
+        for kind in c.edit_kinds:
+            logits = self.gate_logits(kind).detach().cpu()
+            mask = self.head_mask(kind)
+            allowed = torch.ones_like(logits, dtype=torch.bool) if mask is None else mask.cpu()
+            n_keep = head_count(keep, int(allowed.sum()), f"keep ({kind} heads this edit may edit)")
+            order = torch.argsort(logits.masked_fill(~allowed, -math.inf).flatten(), descending=True, stable=True)
+            heads[kind] = [(c.edited_layers[int(i) // c.n_heads], int(i) % c.n_heads) for i in order[:n_keep]]
+        copy = JoLAEdit(replace(c, heads=heads))
+        copy.load_state_dict(self.state_dict())
+        return copy.to(next(self.parameters()).device).train(self.training)
 
     # ---- the edit --------------------------------------------------------------------------------
     def edits_layer(self, layer: int) -> bool:

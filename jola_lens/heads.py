@@ -87,6 +87,17 @@ def _pair(item: Any) -> Head:
         raise HeadSpecError(f"cannot read head {item!r}: give (layer, head) pairs or names like 'L12H3'") from error
 
 
+def head_count(value: int | float, n_heads: int, what: str) -> int:
+    """A number of heads (an integer in [1, ``n_heads``]) or a share of ``n_heads`` in (0, 1) as a number of heads
+    (rounded, at least 1); ``what`` names the setting in the error."""
+    if isinstance(value, float) and 0 < value < 1:
+        value = max(1, round(value * n_heads))
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= n_heads:
+        raise ValueError(f"{what} must be a number of heads in [1, {n_heads}] (the edited heads) or a share of them "
+                         f"in (0, 1), got {value!r}")
+    return value
+
+
 def head_mask(heads: HeadSet, layers: Iterable[int], n_heads: int) -> torch.Tensor:
     """Boolean [edited layers, heads] mask of ``heads``, rows in the order of ``layers``."""
     rows = {layer: row for row, layer in enumerate(layers)}

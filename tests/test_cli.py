@@ -252,6 +252,27 @@ def test_gate_init_flag_starts_every_gate_logit_there(tmp_path, tiny_args):
     assert config["train"]["gate_init"] == 2.5 and config["edit"]["gate_init"] == 2.5
 
 
+def test_keep_heads_prunes_the_kept_edit_to_the_top_gates_as_pruning_afterwards_would(tmp_path, tiny_args):
+    full, kept = RunFolder(tmp_path / "full"), RunFolder(tmp_path / "kept")
+    assert main(["train", *tiny_args, "--num_epoch", "1", "--output_dir", str(full.root)]) == 0
+    assert main(["train", *tiny_args, "--num_epoch", "1", "--keep_heads", "3", "--output_dir", str(kept.root)]) == 0
+    expected = full.load_edit().pruned(3)
+    ours = kept.load_edit()
+    assert ours.config.heads == expected.config.heads and len(ours.config.heads["additive"]) == 3
+    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), expected.parameters()))
+    heads = json.loads(kept.metrics.read_text())["training"]["heads"]
+    assert all(counts["kept"] <= 3 for counts in heads.values())
+    assert main(["train", *tiny_args, "--num_epoch", "1", "--keep_heads", "3", "--output_dir", str(kept.root)]) == 0
+    assert kept.load_edit().config.heads == expected.config.heads  # the same command again: the same heads
+
+
+def test_keep_heads_without_head_gates_is_refused(tmp_path, tiny_args, capsys):
+    assert main(["train", *tiny_args, "--ablation", "no_gates", "--keep_heads", "3",
+                 "--output_dir", str(tmp_path / "run")]) == 2
+    assert ("--keep_heads keeps the heads with the highest gate logits, but --method jola with this ablation has no "
+            "head gates") in capsys.readouterr().err
+
+
 def test_train_eval_writes_a_complete_run_and_the_same_command_resumes(tmp_path, tiny_args, capsys):
     run, results = tmp_path / "runs" / "tiny", tmp_path / "all.jsonl"
     argv = ["train", *tiny_args, "--output_dir", str(run), "--run_mode", "train_eval", "--scoring", "both",

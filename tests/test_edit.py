@@ -157,3 +157,44 @@ def test_removed_dead_code_stays_removed():
 
     assert not hasattr(JoLAConfig, "to_json") and not hasattr(JoLAEdit, "merge_into")
     assert not hasattr(jola_lens, "save_merged") and not hasattr(merge, "save_merged")
+
+
+# ---- pruning to the top-k gates --------------------------------------------------------------------------
+def test_pruned_keeps_the_heads_with_the_highest_gate_logits_and_leaves_the_rest_unedited():
+    edit = JoLAEdit(JoLAConfig(n_layers=2, n_heads=3, d_head=4), generator=torch.Generator().manual_seed(0)).eval()
+    with torch.no_grad():
+        edit.additive.normal_()
+        edit.multiplicative.normal_()
+        edit.additive_gate_logits.copy_(torch.tensor([[3.0, -1.0, 2.0], [0.5, 4.0, -2.0]]))
+        edit.multiplicative_gate_logits.copy_(torch.tensor([[-3.0, 1.0, 0.0], [2.0, -1.0, 3.0]]))
+    pruned = edit.pruned(2)
+    assert pruned.config.heads == {"additive": ((0, 0), (1, 1)), "multiplicative": ((1, 0), (1, 2))}
+    z = torch.randn(2, 5, 3, 4)
+    gates = edit.gates()
+    keep = {kind: torch.zeros(2, 3) for kind in gates}
+    keep["additive"][0, 0] = keep["additive"][1, 1] = 1
+    keep["multiplicative"][1, 0] = keep["multiplicative"][1, 2] = 1
+    for layer in (0, 1):  # the edit's formula by hand, with the gates of the other heads at 0
+        g_a, g_m = (gates[k][layer] * keep[k][layer] for k in ("additive", "multiplicative"))
+        expected = (1 + g_m[:, None] * edit.multiplicative[layer]) * z + g_a[:, None] * edit.additive[layer]
+        assert torch.allclose(pruned(z, layer), expected, atol=1e-6)
+    assert torch.equal(pruned(z, 0)[:, :, 1], z[:, :, 1])  # head 1 of layer 0 is in neither kept set: bit-exact
+    assert all(torch.equal(a, b) for a, b in zip(pruned.parameters(), edit.parameters()))
+
+
+def test_pruned_takes_a_share_ranks_within_a_head_set_and_is_idempotent():
+    edit = JoLAEdit(JoLAConfig(n_layers=4, n_heads=5, d_head=2), generator=torch.Generator().manual_seed(1))
+    half = edit.pruned(0.5)
+    assert all(len(heads) == 10 for heads in half.config.heads.values())  # half of 20 heads
+    assert edit.pruned(10).config.heads == half.config.heads
+    assert half.pruned(10).config.heads == half.config.heads  # pruning a pruned edit again changes nothing
+    assert half.pruned(3).config.heads == edit.pruned(3).config.heads  # the top 3 lie inside the top 10
+    with pytest.raises(ValueError, match=r"keep \(additive heads this edit may edit\) must be a number of heads in "
+                                         r"\[1, 10\] \(the edited heads\) or a share of them in \(0, 1\), got 11"):
+        half.pruned(11)
+
+
+def test_pruning_an_ungated_edit_says_what_to_do_instead():
+    edit = JoLAEdit(JoLAConfig(n_layers=2, n_heads=3, d_head=4, gated=False))
+    with pytest.raises(ValueError, match=r"this edit has no gates \(gated=False\): restrict it with JoLAConfig.heads"):
+        edit.pruned(2)

@@ -32,7 +32,9 @@ class TrainConfig:
     number of heads, or a share of the edited heads in (0, 1)) replaces the penalty by a Lagrangian that holds that
     many heads open per gated edit kind, its target moving from the first step's expected open count down to
     ``target_heads`` over ``target_warmup`` steps, its multipliers learned at ``target_lr`` (see
-    :mod:`jola_lens.training.sparsity`). ``heads`` (a spec such as ``L12H3,L20H0`` or a head file, see
+    :mod:`jola_lens.training.sparsity`). ``keep_heads`` (default None: keep every head whose gate is open; a number
+    or a share like ``target_heads``) prunes the kept edit after training to the heads per gated edit kind with
+    the highest gate logits (:meth:`jola_lens.edit.JoLAEdit.pruned`), so every run keeps the same number. ``heads`` (a spec such as ``L12H3,L20H0`` or a head file, see
     :mod:`jola_lens.heads`) restricts the edit to those heads. ``group_by_length`` batches examples of similar
     length together (seeded, every example once per epoch; see :func:`jola_lens.batching.epoch_batches`).
     """
@@ -55,6 +57,7 @@ class TrainConfig:
     target_heads: int | float | None = None
     target_warmup: int = 0
     target_lr: float = 0.01
+    keep_heads: int | float | None = None
     heads: str | None = None
     patience: int = 2
     save_strategy: str = "best"
@@ -80,6 +83,9 @@ class TrainConfig:
         if self.target_heads is not None and not _is_head_count_or_share(self.target_heads):
             raise ValueError("target_heads must be a number of heads (an integer >= 1) or a share of the edited "
                              f"heads in (0, 1), such as 0.3; got {self.target_heads!r}")
+        if self.keep_heads is not None and not _is_head_count_or_share(self.keep_heads):
+            raise ValueError("keep_heads must be a number of heads (an integer >= 1) or a share of the edited "
+                             f"heads in (0, 1), such as 0.3; got {self.keep_heads!r}")
         if not self.target_lr > 0:
             raise ValueError(f"target_lr must be > 0, got {self.target_lr}")
         if self.gate_scheduler not in SCHEDULES:

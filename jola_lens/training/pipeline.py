@@ -147,6 +147,9 @@ def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run
     backend, tokenizer = load_backend(spec)
     jola_fields = {"gate_init": config.gate_init, "heads": edit_heads(backend.hf_model, config.heads)}
     first = build_adapter(method, backend, seed=config.seed, **{k: v for k, v in jola_fields.items() if v is not None})
+    if config.keep_heads is not None and (method.method != "jola" or first.head_gates() is None):
+        raise ValueError(f"--keep_heads keeps the heads with the highest gate logits, but --method {method.method}"
+                         f"{' with this ablation' if method.method == 'jola' else ''} has no head gates")
 
     def encode(examples: list[Example], split: str) -> list:
         encoded = []
@@ -170,6 +173,8 @@ def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run
     result, earlier = train_method(method, backend, train_items, validation_items, config,
                                    pad_token_id=tokenizer.pad_token_id, run=folder, fingerprint=flatten(identity),
                                    progress=progress, first=first, **jola_fields)
+    if config.keep_heads is not None:
+        prune_kept_edit(result, config.keep_heads, folder if config.save_strategy != "no" else None)
     summary = training_summary(result, config) | (
         {"stages": {name: training_summary(r, config) for name, r in earlier.items()}} if earlier else {})
     metrics = update_metrics(folder, training=summary)
@@ -187,6 +192,19 @@ def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run
     outcome.results_file = append_result(results_file, folder.root, outcome.metrics, identity)
     outcome.seconds = time.monotonic() - start
     return outcome
+
+
+def prune_kept_edit(result: TrainResult, keep: int | float, folder: RunFolder | None) -> None:
+    """``--keep_heads``: the kept edit pruned to its ``keep`` heads per gate kind with the highest gate logits
+    (:meth:`JoLAEdit.pruned`), in ``result`` and in the run folder's edit/ (a resumed run prunes the same heads
+    again)."""
+    pruned = result.edit.pruned(keep)
+    result.adapter.edit = pruned
+    result.edit = pruned
+    if folder is not None:
+        result.adapter.save(folder.edit_dir)
+    logger.info("kept edit pruned to %s", ", ".join(f"{int(mask.sum())} {kind}" for kind, mask
+                                                     in pruned.selected_heads().items()))
 
 
 def edit_heads(hf_model: Any, spec: str | None) -> Any:

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from jola_lens import gates as hc
 from jola_lens.edit import JoLAEdit
+from jola_lens.heads import head_count
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,7 @@ class SparsityTarget(nn.Module):
         self.kinds = tuple(kind for kind in edit.config.edit_kinds if edit.gate_logits(kind) is not None)
         if not self.kinds:
             raise ValueError("a sparsity target needs gates: this edit is ungated (gated=False)")
-        if isinstance(target, float) and 0 < target < 1:  # a share of the edited heads
-            target = max(1, round(target * n_heads))
-        if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= n_heads:
-            raise ValueError(f"the sparsity target must be a number of heads in [1, {n_heads}] (the edited heads) "
-                             f"or a share of them in (0, 1), got {target!r}")
+        target = head_count(target, n_heads, "the sparsity target")
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise ValueError(f"the sparsity target's warmup must be an integer >= 0 (steps), got {warmup!r}")
         if not lr > 0:
