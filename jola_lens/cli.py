@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import shlex
@@ -223,6 +224,37 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     return parser
 
 
+def add_prune_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from jola_lens.training.config import parse_target_heads
+
+    parser = subparsers.add_parser(
+        "prune", help="keep only a trained run's top-K heads (the run --keep_heads K would have written)",
+        allow_abbrev=False,
+        description="Write the run folder that training with --keep_heads K would have written, from a run trained "
+                    "without it: its K heads per gate kind with the highest gate logits stay edited, the others "
+                    "unedited. Nothing is trained or scored; score it with `jola-lens eval --edit DIR`.")
+    parser.add_argument("run", metavar="RUN", help="a finished run folder (config.json and edit/)")
+    _flag(parser, "keep_heads", type=parse_target_heads, required=True, metavar="K",
+          help="heads kept per gate kind: a number, or a share of the edited heads such as 0.3")
+    _flag(parser, "output_dir", default=None, metavar="DIR", help="the new run folder (default: RUN-keepK)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run in a non-empty --output_dir")
+    parser.add_argument("--quiet", "-q", action="store_true", help="warnings only")
+    parser.set_defaults(func=run_prune)
+    return parser
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from jola_lens.training.prune import default_pruned_dir, prune_run
+
+    output = args.output_dir or default_pruned_dir(args.run, args.keep_heads)
+    folder = prune_run(args.run, args.keep_heads, output, overwrite=args.overwrite)
+    heads = json.loads(folder.metrics.read_text(encoding="utf-8"))["training"]["heads"] if folder.metrics.is_file() \
+        else None
+    print(f"jola-lens: pruned {args.run} into {folder.root}" + (f": {_heads_line(heads)}" if heads else ""))
+    print(f"score it: jola-lens eval --edit {shlex.quote(str(folder.root))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from jola_lens import __version__
     from jola_lens.analysis.cli import add_analyze_parser
@@ -232,9 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jola-lens", allow_abbrev=False,
         description="JoLA: learn which attention heads to edit, and how, from a few hundred examples.")
     parser.add_argument("--version", action="version", version=f"jola-lens {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,analyze,sweep}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,prune,analyze,sweep}")
     add_train_parser(subparsers)
     add_eval_parser(subparsers)
+    add_prune_parser(subparsers)
     add_analyze_parser(subparsers)
     add_sweep_parser(subparsers)
     return parser

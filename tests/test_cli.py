@@ -266,6 +266,31 @@ def test_keep_heads_prunes_the_kept_edit_to_the_top_gates_as_pruning_afterwards_
     assert kept.load_edit().config.heads == expected.config.heads  # the same command again: the same heads
 
 
+def test_prune_writes_the_run_keep_heads_would_have_trained_and_eval_scores_it(tmp_path, tiny_args, capsys):
+    full, trained = RunFolder(tmp_path / "full"), RunFolder(tmp_path / "trained")
+    assert main(["train", *tiny_args, "--num_epoch", "1", "--output_dir", str(full.root)]) == 0
+    assert main(["train", *tiny_args, "--num_epoch", "1", "--keep_heads", "0.3", "--output_dir",
+                 str(trained.root)]) == 0
+    capsys.readouterr()
+    assert main(["prune", str(full.root), "--keep_heads", "0.3"]) == 0
+    pruned = RunFolder(tmp_path / "full-keep0.3")
+    assert f"pruned {full.root} into {pruned.root}" in capsys.readouterr().out
+    assert pruned.settings_diff({k: v for k, v in trained.read_config().items() if k != "library_version"}) == []
+    ours, theirs = pruned.load_edit(), trained.load_edit()
+    assert ours.config == theirs.config and ours.fingerprint() == theirs.fingerprint()
+    for name in ("method.json",):
+        assert (pruned.edit_dir / name).read_text() == (trained.edit_dir / name).read_text()
+    assert (json.loads(pruned.metrics.read_text())["training"]["heads"]
+            == json.loads(trained.metrics.read_text())["training"]["heads"])
+    assert pruned.train_log.read_text() == full.train_log.read_text()
+    assert main(["eval", "--edit", str(pruned.root), "--scoring", "likelihood", "--limit", "4", "--quiet"]) == 0
+    assert json.loads(pruned.metrics.read_text())["evaluation"]["n"] == 4
+    assert main(["prune", str(full.root), "--keep_heads", "0.3"]) == 2  # the folder holds the pruned run now
+    assert "is not empty; choose a new folder, or pass --overwrite" in capsys.readouterr().err
+    assert main(["prune", str(pruned.root), "--keep_heads", "2", "--output_dir", str(tmp_path / "again")]) == 2
+    assert "is already pruned (keep_heads 0.3); prune the run it was made from" in capsys.readouterr().err
+
+
 def test_keep_heads_without_head_gates_is_refused(tmp_path, tiny_args, capsys):
     assert main(["train", *tiny_args, "--ablation", "no_gates", "--keep_heads", "3",
                  "--output_dir", str(tmp_path / "run")]) == 2
