@@ -38,6 +38,7 @@ from jola_lens.analysis.summary import to_markdown
 from jola_lens.config import EDIT_KINDS
 from jola_lens.sweep import run_sweep
 from jola_lens.sweep.spec import parse_sweep
+from jola_lens.training.prune import prune_run
 
 logger = logging.getLogger("localization_stability")
 RESULTS = Path(__file__).resolve().parent / "results" / "localization_stability"
@@ -60,34 +61,61 @@ SETTINGS: dict[str, dict] = {
                           "target_lr": 0.1},
     "target_wide": {"lr": 5e-3, "gate_lr": 0.1, "gate_init": -1.0, "target_heads": 81, "target_warmup": 30,
                     "target_lr": 0.1},
+    "target_wide_keep": {"lr": 5e-3, "gate_lr": 0.1, "gate_init": -1.0, "target_heads": 81, "target_warmup": 30,
+                         "target_lr": 0.1, "keep_heads": 81},
 }
 """The settings screened. ``target_*`` hold 27 of 270 heads (10%) open per gate kind (reached by step 20);
 ``target_gentle`` moves its multipliers 5x slower (``target_const`` overshot to 0-5 heads kept);
 ``target_wide`` holds 81 (30%) open (``target_gentle``'s 27 collapsed SST-2 onto one answer); from gate init 0
 (``target_wide_init0``) the multiplier closed no gate in 65 steps;
 ``*_const`` start every gate logit at one value (0, or -1 for the target) so no head starts ahead;
-``delay_const`` trains 30 steps without penalty, then ramps it in over 15."""
+``delay_const`` trains 30 steps without penalty, then ramps it in over 15; ``target_wide_keep`` is ``target_wide``
+with its kept edit pruned to the 81 heads per kind with the highest gate logits (``--keep_heads``), so every run
+keeps exactly its target."""
+PRUNED_FROM = {"target_wide_keep": "target_wide"}
+"""Settings that differ from another only by ``keep_heads``: their runs are made by pruning that setting's finished
+runs (``jola-lens prune``: the run ``--keep_heads`` would have trained) and only scored."""
 TASKS = {"sst2": ("extra/SST-2", "text"), "arc-e": ("commonsense/ARC-e", "cloze"), "boolq": ("commonsense/BoolQ", "cloze")}
 STAGES = {"screen": (["sst2"], [1, 2, 3]), "confirm": (["sst2", "arc-e", "boolq"], [1, 2, 3, 4, 5])}
 
 
+def finished_metrics(folder: Path) -> dict:
+    """metrics.json of a run folder (empty when there is none yet)."""
+    metrics = folder / "metrics.json"
+    return json.loads(metrics.read_text()) if metrics.is_file() else {}
+
+
 def finished_results(folder: Path) -> dict:
     """The evaluation results already in a run folder (empty when it has not been scored)."""
-    metrics = folder / "metrics.json"
-    return json.loads(metrics.read_text())["evaluation"]["results"] if metrics.is_file() else {}
+    return finished_metrics(folder).get("evaluation", {}).get("results", {})
 
 
 def run_grid(settings: list[str], tasks: list[str], seeds: list[int], limit: int, output: Path,
              workers: int, threads: int) -> None:
     """Every (setting, task, seed) as one sweep (``jola-lens sweep``: finished runs kept, interrupted ones resumed;
-    its table in OUTPUT/sweep/), run folders at OUTPUT/runs/<setting>/<task>-seed<S>."""
+    its table in OUTPUT/sweep/<settings>/), run folders at OUTPUT/runs/<setting>/<task>-seed<S>."""
     trials = [{"name": f"{setting}/{task}-seed{seed}", "task": TASKS[task][0], "formulation": TASKS[task][1],
                **BASE, **SETTINGS[setting], "seed": seed, "run_mode": "train_eval", "scoring": "likelihood",
                "limit": limit} for setting in settings for task in tasks for seed in seeds]
-    sweep = parse_sweep(yaml.safe_dump({"trials": trials}, sort_keys=False), output / "stability-sweep.yaml")
-    result = run_sweep(sweep, output / "sweep", runs_dir=output / "runs", workers=workers,
+    for setting in settings:
+        if setting in PRUNED_FROM:
+            prune_finished_runs(PRUNED_FROM[setting], setting, tasks, seeds, output)
+    name = slug("-".join(settings))  # one sweep table per settings list, so two lists can run at once
+    sweep = parse_sweep(yaml.safe_dump({"trials": trials}, sort_keys=False), output / "sweep" / f"{name}.yaml")
+    result = run_sweep(sweep, output / "sweep" / name, runs_dir=output / "runs", workers=workers,
                        threads_per_trial=threads, extend=True)
     logger.info("%d trials: %s in %.0f s", len(trials), result.counts, result.seconds)
+
+
+def prune_finished_runs(source: str, setting: str, tasks: list[str], seeds: list[int], output: Path) -> None:
+    """``setting``'s run of each (task, seed) whose ``source`` run is trained, by pruning it (unscored; the sweep
+    then only scores it). Runs of ``setting`` already there are left alone."""
+    keep = SETTINGS[setting]["keep_heads"]
+    for task in tasks:
+        for seed in seeds:
+            trained, pruned = (output / "runs" / name / f"{task}-seed{seed}" for name in (source, setting))
+            if "training" in finished_metrics(trained) and not pruned.exists():
+                prune_run(trained, keep, pruned)
 
 
 # ---- report: measures of whatever runs exist ------------------------------------------------------------
@@ -329,6 +357,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", choices=sorted(STAGES), default="screen")
     parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated, from: " + ", ".join(SETTINGS))
+    parser.add_argument("--tasks", help="comma-separated, from: " + ", ".join(TASKS) + " (default: the stage's)")
+    parser.add_argument("--seeds", help="comma-separated seeds (default: the stage's)")
     parser.add_argument("--limit", type=int, default=100, help="test items scored per run (the same for every run)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
@@ -346,9 +376,12 @@ def main() -> None:
         write_report(args.output, args.permutations)
         return
     tasks, seeds = STAGES[args.stage]
-    unknown = sorted(set(args.settings.split(",")) - set(SETTINGS))
-    if unknown:
-        parser.error(f"unknown settings {unknown}; choose from {sorted(SETTINGS)}")
+    tasks = args.tasks.split(",") if args.tasks else tasks
+    seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else seeds
+    for name, given, known in (("settings", args.settings.split(","), SETTINGS), ("tasks", tasks, TASKS)):
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            parser.error(f"unknown {name} {unknown}; choose from {sorted(known)}")
     run_grid(args.settings.split(","), tasks, seeds, args.limit, args.output, args.workers, args.threads)
 
 

@@ -12,6 +12,7 @@ from conftest import REPO
 from test_analysis_support import make_edit, make_run
 
 from jola_lens import atomic
+from jola_lens.run_folder import RunFolder
 
 sys.path.insert(0, str(REPO / "analysis"))
 import localization_stability as study  # noqa: E402
@@ -83,3 +84,17 @@ def test_report_says_why_the_index_is_undefined_when_every_head_is_kept(tmp_path
     assert "No setting has finished runs of two or more tasks" in (tmp_path / "measures.md").read_text()
     with pytest.raises(SystemExit, match=r"no finished runs under .*runs; train some first"):
         study.write_report(tmp_path / "empty", n_permutations=9)
+
+
+def test_a_keep_heads_setting_prunes_the_finished_runs_of_its_source_setting(tmp_path, monkeypatch):
+    monkeypatch.setitem(study.SETTINGS, "target_wide_keep", study.SETTINGS["target_wide_keep"] | {"keep_heads": 2})
+    trained = _run(tmp_path, "target_wide", "sst2", 1, [(0, 0), (1, 2), (2, 3)])
+    atomic.write_json(trained.metrics, {"training": {"steps": 65, "heads": {}}})
+    _run(tmp_path, "target_wide", "sst2", 2, [(0, 0)])  # still training: nothing to prune yet
+    study.prune_finished_runs("target_wide", "target_wide_keep", ["sst2"], [1, 2], tmp_path)
+    pruned = tmp_path / "runs" / "target_wide_keep"
+    assert sorted(p.name for p in pruned.iterdir()) == ["sst2-seed1"]
+    edit = RunFolder(pruned / "sst2-seed1").load_edit()
+    assert edit.config.heads == trained.load_edit().pruned(2).config.heads
+    assert all(len(heads) == 2 for heads in edit.config.heads.values())
+    assert RunFolder(pruned / "sst2-seed1").read_config()["train"]["keep_heads"] == 2
