@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -317,6 +318,29 @@ def write_report(output: Path, n_permutations: int) -> None:
                 len(figures))
 
 
+def causal_summary(output: Path) -> pd.DataFrame:
+    """One row per causal check under OUTPUT/causal/<setting>-<task>/ (``jola-lens analyze --causal``): the
+    accuracies of the top-k, random-k (mean of the draws), bottom-k, full and zero-shot runs, the top vs random
+    paired sign-flip p and the verdict."""
+    rows = []
+    for table_path in sorted(output.glob("causal/*/causal-*/causal.csv")):
+        table = pd.read_csv(table_path).set_index("comparison")
+        random = next(name for name in table.index if name.startswith("top vs random ("))
+        verdict = next(line for line in (table_path.parent / "causal.md").read_text().splitlines()
+                       if line.startswith("**Verdict:**"))
+        rows.append({"check": table_path.parent.parent.name, "k": _causal_k(table_path.parent / "causal.md"),
+                     "top": table.loc[random, "acc_top"], "random (mean)": table.loc[random, "acc_other"],
+                     "bottom": table.loc["top vs bottom", "acc_other"], "full": table.loc["top vs full", "acc_other"],
+                     "zero-shot": table.loc["top vs zero-shot", "acc_other"], "p top vs random": table.loc[random, "p"],
+                     "verdict": verdict.removeprefix("**Verdict:**").strip().rstrip(".")})
+    return pd.DataFrame(rows)
+
+
+def _causal_k(causal_md: Path) -> int:
+    match = re.search(r"Head sets of k = (\d+)", causal_md.read_text())
+    return int(match.group(1)) if match else -1
+
+
 def readme(output: Path, found: dict[str, list[Path]], markdown: str, verdicts: list[str], figures: list[str],
            n_permutations: int) -> str:
     counts = []
@@ -327,6 +351,7 @@ def readme(output: Path, found: dict[str, list[Path]], markdown: str, verdicts: 
                  "screen" if by_task["sst2"] >= 3 else "partial")
         counts.append({"setting": setting, **by_task, "stage complete": stage,
                        "settings": ", ".join(f"{k}={v}" for k, v in values.items())})
+    causals = causal_summary(output)
     first = next(iter(found.values()))[0]
     items = json.loads((first / "metrics.json").read_text())["evaluation"]["n"]
     partial = any(row["stage complete"] == "partial" for row in counts)
@@ -338,10 +363,11 @@ def readme(output: Path, found: dict[str, list[Path]], markdown: str, verdicts: 
         "## Commands", "", "```",
         ("python analysis/localization_stability.py --stage screen "
          "--settings paper,target_const,target_gentle,target_wide,fast,delay_const"),
-        "python analysis/localization_stability.py --stage confirm --settings paper,<two most promising>",
-        f"python analysis/localization_stability.py --report --permutations {n_permutations}   # this file",
-        "# the causal check of one setting's seed group (not in this report yet; trains 2 + N runs):",
-        "jola-lens analyze runs/<setting>/sst2-seed* --output causal/<setting> --causal 27 --causal-random 3", "```",
+        "python analysis/localization_stability.py --stage confirm --settings target_wide,paper",
+        "python analysis/localization_stability.py --stage confirm --settings target_wide_keep   # prunes, scores",
+        "# the causal check of one seed group (trains 2 + N runs), read into the table below:",
+        "jola-lens analyze runs/<setting>/<task>-seed* --output causal/<setting>-<task> --causal 27 --causal-random 3",
+        f"python analysis/localization_stability.py --report --permutations {n_permutations}   # this file", "```",
         "", "Training resumes: the same command skips finished runs. The report reads only finished (scored) runs.",
         "", "## Runs per setting", "",
         ("**Partial results**: some settings have fewer runs than their stage needs (screen: 3 seeds of sst2; "
@@ -349,6 +375,12 @@ def readme(output: Path, found: dict[str, list[Path]], markdown: str, verdicts: 
          else "Every setting has at least the screen stage's runs."), "",
         to_markdown(pd.DataFrame(counts)), "", markdown.replace("## ", "## Measures: ", 2).strip(), "",
         "## Verdicts", "", *[f"- {line}" for line in verdicts], "",
+        "## Causal checks", "",
+        ("Per check: runs trained on the seed group's consensus top-k heads, k random heads (mean of the draws) and "
+         "the bottom-k, beside the group's full edit and the bare model, on the same test items (accuracy %); "
+         "top vs random by a paired sign-flip test over items (`causal/<check>/causal-*/causal.md` has every "
+         "comparison)."), "",
+        to_markdown(causals, ".3g") if len(causals) else "None run yet.", "",
         "## Figures", "", *[f"![{name}]({name})" for name in figures], ""]
     return "\n".join(lines)
 

@@ -98,3 +98,21 @@ def test_a_keep_heads_setting_prunes_the_finished_runs_of_its_source_setting(tmp
     assert edit.config.heads == trained.load_edit().pruned(2).config.heads
     assert all(len(heads) == 2 for heads in edit.config.heads.values())
     assert RunFolder(pruned / "sst2-seed1").read_config()["train"]["keep_heads"] == 2
+
+
+def test_the_report_reads_each_causal_check_into_one_row(tmp_path):
+    from jola_lens.analysis.causal import causal_table
+
+    ids = [str(i) for i in range(8)]
+    correct = {"top": dict.fromkeys(ids, True), "bottom": {i: i < "2" for i in ids},
+               "random-0": {i: i < "4" for i in ids}, "random-1": {i: i < "6" for i in ids},
+               "full": dict.fromkeys(ids, True), "zero-shot": dict.fromkeys(ids, False)}
+    table, verdict = causal_table(correct)
+    check = tmp_path / "causal" / "target_wide-sst2" / "causal-extra-SST-2"
+    check.mkdir(parents=True)
+    table.to_csv(check / "causal.csv", index=False)
+    (check / "causal.md").write_text(f"# Causal check\n\nHead sets of k = 27: ...\n\n**Verdict:** {verdict}.\n")
+    (row,) = study.causal_summary(tmp_path).to_dict("records")
+    assert (row["check"], row["k"], row["top"], row["bottom"], row["full"], row["zero-shot"]) == (
+        "target_wide-sst2", 27, 100.0, 25.0, 100.0, 0.0)
+    assert row["random (mean)"] == pytest.approx(62.5) and row["verdict"] == verdict
