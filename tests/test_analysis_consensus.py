@@ -230,3 +230,11 @@ def test_consensus_grid_for_ranking_heads():
         consensus_grid(consensus, "x", "additive")
     with pytest.raises(ValueError, match="'group' is not a numeric consensus column"):
         consensus_grid(consensus, "t", "additive", "group")
+
+
+def test_a_group_that_keeps_every_head_is_told_how_to_compare_at_equal_sparsity():
+    sources = [EditSource(f"t#{i}", "t", "m", make_edit(open_heads=None, seed=i)) for i in range(3)]
+    additive, _ = stability_verdicts(stability_report(sources, n_permutations=19))
+    assert additive.startswith("t, additive, 3 seeds — kept heads: every run keeps all heads, so their overlap says "
+                               "nothing (compare kept sets at equal sparsity: `jola-lens prune RUN --keep_heads K` on "
+                               "each run, or train with --keep_heads K); ranking by P(g≠0)")

@@ -385,7 +385,9 @@ def stability_verdicts(report: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
         layer, layer_jac, layer_rbo = get["layer", "stability"], get["layer", "jaccard"], get["layer", "rbo"]
         layer_rho = get["layer", "spearman"]
         if math.isnan(index.value):
-            kept = f"kept heads: {index.note.split(':')[0]}, so their overlap says nothing"
+            kept = f"kept heads: {index.note.split(':')[0]}, so their overlap says nothing" + (
+                " (compare kept sets at equal sparsity: `jola-lens prune RUN --keep_heads K` on each run, or train "
+                "with --keep_heads K)" if index.note.startswith("every run keeps all heads") else "")
         else:
             narrow = ", too narrow with so few runs" if index.n_runs < 10 else ""
             kept = (f"kept heads: Nogueira Φ {index.value:.2f} ({100 * (1 - alpha):.0f}% CI {index.ci_low:.2f} to "
