@@ -64,6 +64,8 @@ SETTINGS: dict[str, dict] = {
                     "target_lr": 0.1},
     "target_wide_keep": {"lr": 5e-3, "gate_lr": 0.1, "gate_init": -1.0, "target_heads": 81, "target_warmup": 30,
                          "target_lr": 0.1, "keep_heads": 81},
+    "target_zero_keep": {"lr": 5e-3, "gate_lr": 0.1, "gate_init": -1.0, "target_heads": 81, "target_warmup": 30,
+                         "target_lr": 0.1, "keep_heads": 81, "init_std": 0.0},
 }
 """The settings screened. ``target_*`` hold 27 of 270 heads (10%) open per gate kind (reached by step 20);
 ``target_gentle`` moves its multipliers 5x slower (``target_const`` overshot to 0-5 heads kept);
@@ -72,7 +74,9 @@ SETTINGS: dict[str, dict] = {
 ``*_const`` start every gate logit at one value (0, or -1 for the target) so no head starts ahead;
 ``delay_const`` trains 30 steps without penalty, then ramps it in over 15; ``target_wide_keep`` is ``target_wide``
 with its kept edit pruned to the 81 heads per kind with the highest gate logits (``--keep_heads``), so every run
-keeps exactly its target."""
+keeps exactly its target; ``target_zero_keep`` also starts the edit vectors at zero (``--init_std 0``): under
+``target_wide_keep`` one seed's kept heads on two tasks overlapped more than two seeds' on one task, and with gate
+logits all at -1 the seed's draw of the vectors is what differs between seeds."""
 PRUNED_FROM = {"target_wide_keep": "target_wide"}
 """Settings that differ from another only by ``keep_heads``: their runs are made by pruning that setting's finished
 runs (``jola-lens prune``: the run ``--keep_heads`` would have trained) and only scored."""

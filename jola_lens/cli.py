@@ -181,6 +181,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     _flag(gates, "gate_init", type=float, default=None, metavar="LOGIT",
           help="start every gate logit at LOGIT instead of the spec's random uniform values, so that which heads "
                "close depends on training, not on the seed (default: random)")
+    _flag(gates, "init_std", type=float, default=None, metavar="STD",
+          help="spread of the edit vectors' normal initialisation; 0 starts them at zero, so which gates open does "
+               "not follow the seed's draw of the vectors (default: the spec's 1e-3)")
     _flag(gates, "penalty_delay", type=int, default=train["penalty_delay"], metavar="N",
           help="no gate penalty for the first N steps, so the edit vectors grow before gates compete "
                "(default: %(default)s)")

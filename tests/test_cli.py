@@ -294,8 +294,27 @@ def test_prune_writes_the_run_keep_heads_would_have_trained_and_eval_scores_it(t
 def test_keep_heads_without_head_gates_is_refused(tmp_path, tiny_args, capsys):
     assert main(["train", *tiny_args, "--ablation", "no_gates", "--keep_heads", "3",
                  "--output_dir", str(tmp_path / "run")]) == 2
-    assert ("--keep_heads keeps the heads with the highest gate logits, but --method jola with this ablation has no "
-            "head gates") in capsys.readouterr().err
+    assert ("--keep_heads belongs to --method jola (they act on JoLA's gates, which --ablation no_gates switches "
+            "off), not to --method jola --ablation no_gates: drop it") in capsys.readouterr().err
+
+
+def test_init_std_zero_starts_the_vectors_at_zero_so_no_task_gradient_reaches_the_gates_at_first(tmp_path, tiny_args,
+                                                                                               capsys):
+    one_step = ["--train_size", "8", "--train_batch", "8", "--num_epoch", "1", "--gate_init", "0.5",
+                "--warmup_steps", "0", "--penalty_scale", "0"]
+    runs = {std: RunFolder(tmp_path / f"std{std}") for std in ("0", "0.001")}
+    for std, run in runs.items():
+        assert main(["train", *tiny_args, *one_step, "--init_std", std, "--output_dir", str(run.root)]) == 0
+    assert runs["0"].load_edit().config.init_std == 0 and runs["0"].read_config()["train"]["init_std"] == 0
+    for std, run in runs.items():
+        _, _, after = run.read_gate_snapshots()[1]
+        spread = max(float(logits.max() - logits.min()) for logits in after.values())
+        # a gate's task gradient scales with its vector: from zero vectors the first step leaves every gate at 0.5
+        assert (spread == 0) == (std == "0"), (std, spread)
+        assert all(torch.equal(logits, torch.full_like(logits, 0.5)) for logits in after.values()) == (std == "0")
+    assert main(["train", *tiny_args, "--method", "lora", "--init_std", "0", "--output_dir",
+                 str(tmp_path / "lora")]) == 2
+    assert "--init_std belongs to --method jola" in capsys.readouterr().err
 
 
 def test_train_eval_writes_a_complete_run_and_the_same_command_resumes(tmp_path, tiny_args, capsys):

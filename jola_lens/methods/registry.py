@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from jola_lens.backends.route import Route
 
 GATE_TRAIN_FIELDS = ("gate_lr", "gate_scheduler", "gate_lambda", "penalty_scale", "gate_init", "penalty_delay",
-                     "penalty_warmup", "target_heads", "target_warmup", "target_lr")
+                     "penalty_warmup", "target_heads", "target_warmup", "target_lr", "keep_heads")
 """TrainConfig fields that act on JoLA's gates (meaningless for a method without them)."""
-HEAD_TRAIN_FIELDS = ("heads",)
-"""TrainConfig fields that restrict a JoLA edit to a head set."""
+HEAD_TRAIN_FIELDS = ("heads", "init_std")
+"""TrainConfig fields that shape a JoLA edit's heads: its head set, its vectors' initial spread."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,9 @@ class TrainConfig:
     ``max_grad_norm`` clips the global gradient norm (1.0 is the Hugging Face Trainer default the reference
     code inherits; 0 switches clipping off). ``patience`` 0 switches early stopping off.
     ``gate_lambda`` is the constant lam of the ``none`` scheduler. ``gate_init`` (default None: the spec's random
-    uniform logits) starts every gate logit at one value, see ``JoLAConfig.gate_init``.
+    uniform logits) starts every gate logit at one value, see ``JoLAConfig.gate_init``. ``init_std`` (default None:
+    the spec's 1e-3) is the spread of the edit vectors' normal initialisation; 0 starts them at zero, so no head's
+    gate gets a head start from the seed's draw.
     ``penalty_delay`` / ``penalty_warmup`` hold the gate penalty at 0 for that many steps, then raise it linearly to
     full strength (0 / 0: the paper's penalty from step 0). ``target_heads`` (default None: the spec's penalty; a
     number of heads, or a share of the edited heads in (0, 1)) replaces the penalty by a Lagrangian that holds that
@@ -52,6 +54,7 @@ class TrainConfig:
     gate_lambda: float = 0.0
     penalty_scale: float = 1.0
     gate_init: float | None = None
+    init_std: float | None = None
     penalty_delay: int = 0
     penalty_warmup: int = 0
     target_heads: int | float | None = None
@@ -80,6 +83,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.gate_init is not None and not math.isfinite(self.gate_init):
             raise ValueError(f"gate_init must be a finite logit or None, got {self.gate_init}")
+        if self.init_std is not None and not (math.isfinite(self.init_std) and self.init_std >= 0):
+            raise ValueError(f"init_std must be a finite number >= 0 or None (the spec's 1e-3), got {self.init_std}")
         if self.target_heads is not None and not _is_head_count_or_share(self.target_heads):
             raise ValueError("target_heads must be a number of heads (an integer >= 1) or a share of the edited "
                              f"heads in (0, 1), such as 0.3; got {self.target_heads!r}")

@@ -145,11 +145,9 @@ def train_run(spec: RunSpec, config: TrainConfig, output_dir: str | Path, *, run
     identity = spec.identity(config) | method.identity()
     prepare_output_dir(folder, identity, overwrite=overwrite, resume=resume)
     backend, tokenizer = load_backend(spec)
-    jola_fields = {"gate_init": config.gate_init, "heads": edit_heads(backend.hf_model, config.heads)}
+    jola_fields = {"gate_init": config.gate_init, "init_std": config.init_std,
+                   "heads": edit_heads(backend.hf_model, config.heads)}
     first = build_adapter(method, backend, seed=config.seed, **{k: v for k, v in jola_fields.items() if v is not None})
-    if config.keep_heads is not None and (method.method != "jola" or first.head_gates() is None):
-        raise ValueError(f"--keep_heads keeps the heads with the highest gate logits, but --method {method.method}"
-                         f"{' with this ablation' if method.method == 'jola' else ''} has no head gates")
 
     def encode(examples: list[Example], split: str) -> list:
         encoded = []
