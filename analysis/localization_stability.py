@@ -369,6 +369,7 @@ def readme(output: Path, found: dict[str, list[Path]], markdown: str, verdicts: 
          "--settings paper,target_const,target_gentle,target_wide,fast,delay_const"),
         "python analysis/localization_stability.py --stage confirm --settings target_wide,paper",
         "python analysis/localization_stability.py --stage confirm --settings target_wide_keep   # prunes, scores",
+        "python analysis/localization_stability.py --stage confirm --settings target_zero_keep --seeds 1,2,3",
         "# the causal check of one seed group (trains 2 + N runs), read into the table below:",
         "jola-lens analyze runs/<setting>/<task>-seed* --output causal/<setting>-<task> --causal 27 --causal-random 3",
         f"python analysis/localization_stability.py --report --permutations {n_permutations}   # this file", "```",

@@ -174,7 +174,7 @@ def plot_consensus_grid(items: object, groups: list[str] | None = None, *,
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), label="share of seeds that kept the head", shrink=0.9,
                      pad=0.01, aspect=max(10.0, 0.9 * len(names) * (panel[1] + 1.0) / 0.15))
-    what = names[0] if len(names) == 1 else f"{len(names)} tasks"
+    what = names[0] if len(names) == 1 else f"{len(names)} seed groups"
     subtitle = f"colour: share of seeds that kept the head (gate > 0); {CHANCE_TEXT}; grey = not edited"
     fig.suptitle(f"Consensus over seeds — {what} — {model}\n{textwrap.fill(subtitle, int(width * 11))}", fontsize=11)
     return finish(fig, path)
