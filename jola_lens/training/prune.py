@@ -39,7 +39,6 @@ def prune_run(source: str | os.PathLike, keep: int | float, output_dir: str | os
         raise ValueError(f"--keep_heads keeps the heads with the highest gate logits, but {run.root} was trained "
                          f"with --method {record['method']}, which has no head gates")
     pruned = run.load_edit().pruned(keep)
-    TrainConfig.from_dict(config["train"] | {"keep_heads": keep})  # the setting itself is checked as train checks it
     output = RunFolder(output_dir)
     if output.root.resolve() == run.root.resolve():
         raise OutputDirError(f"--output_dir {output.root} is the run being pruned; choose a new folder")
