@@ -66,6 +66,10 @@ SETTINGS: dict[str, dict] = {
                          "target_lr": 0.1, "keep_heads": 81},
     "target_zero_keep": {"lr": 5e-3, "gate_lr": 0.1, "gate_init": -1.0, "target_heads": 81, "target_warmup": 30,
                          "target_lr": 0.1, "keep_heads": 81, "init_std": 0.0},
+    "shared_noise": {"lr": 5e-3, "gate_lr": 0.1, "gate_init": -1.0, "target_heads": 81, "target_warmup": 30,
+                     "target_lr": 0.1, "keep_heads": 81, "init_std": 0.0, "gate_noise_seed": 0},
+    "no_noise": {"lr": 5e-3, "gate_lr": 0.1, "gate_init": -1.0, "target_heads": 81, "target_warmup": 30,
+                 "target_lr": 0.1, "keep_heads": 81, "init_std": 0.0, "gate_noise": "off"},
 }
 """The settings screened. ``target_*`` hold 27 of 270 heads (10%) open per gate kind (reached by step 20);
 ``target_gentle`` moves its multipliers 5x slower (``target_const`` overshot to 0-5 heads kept);
@@ -76,7 +80,11 @@ SETTINGS: dict[str, dict] = {
 with its kept edit pruned to the 81 heads per kind with the highest gate logits (``--keep_heads``), so every run
 keeps exactly its target; ``target_zero_keep`` also starts the edit vectors at zero (``--init_std 0``): under
 ``target_wide_keep`` one seed's kept heads on two tasks overlapped more than two seeds' on one task, and with gate
-logits all at -1 the seed's draw of the vectors is what differs between seeds."""
+logits all at -1 the seed's draw of the vectors is what differs between seeds. It did not change the picture, which
+left the gates' Hard-Concrete noise (drawn from the run's seeded stream, so one seed draws the same noise on every
+task) as the suspect: ``shared_noise`` is ``target_zero_keep`` with one noise stream for every run
+(``--gate_noise_seed 0``; seeds then differ only in their training items and batch order), ``no_noise`` trains
+with the deterministic gates (``--gate_noise off``)."""
 PRUNED_FROM = {"target_wide_keep": "target_wide"}
 """Settings that differ from another only by ``keep_heads``: their runs are made by pruning that setting's finished
 runs (``jola-lens prune``: the run ``--keep_heads`` would have trained) and only scored."""

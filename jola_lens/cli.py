@@ -128,7 +128,7 @@ def _add_common(parser: argparse.ArgumentParser, inherit: bool) -> None:
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from jola_lens.gates import SCHEDULES
     from jola_lens.methods.cli_flags import add_method_flags
-    from jola_lens.training.config import SAVE_STRATEGIES, parse_target_heads
+    from jola_lens.training.config import GATE_NOISE, SAVE_STRATEGIES, parse_target_heads
     from jola_lens.training.pipeline import APPLIED_MODULES, RUN_MODES
     from jola_lens.training.presets import PRESETS
 
@@ -184,6 +184,12 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     _flag(gates, "init_std", type=float, default=None, metavar="STD",
           help="spread of the edit vectors' normal initialisation; 0 starts them at zero, so which gates open does "
                "not follow the seed's draw of the vectors (default: the spec's 1e-3)")
+    _flag(gates, "gate_noise", choices=GATE_NOISE, default=train["gate_noise"],
+          help="train with Hard-Concrete samples of the gates (the spec) or 'off': with the deterministic "
+               "evaluation gates, so no noise decides which gates close (default: %(default)s)")
+    _flag(gates, "gate_noise_seed", type=int, default=None, metavar="N",
+          help="draw the gates' Hard-Concrete noise from a stream seeded with N instead of the run's (--seed), so "
+               "runs of several seeds share one noise sequence (default: the run's stream)")
     _flag(gates, "penalty_delay", type=int, default=train["penalty_delay"], metavar="N",
           help="no gate penalty for the first N steps, so the edit vectors grow before gates compete "
                "(default: %(default)s)")

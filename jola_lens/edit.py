@@ -58,12 +58,18 @@ class JoLAEdit(nn.Module):
     ``additive_gate_logits`` / ``multiplicative_gate_logits``: [edited layers, heads] Hard Concrete
     logits (uniform in +-sqrt(6 / (1 + heads)), or all ``config.gate_init``). Gates are sampled in training mode,
     deterministic in eval.
+
+    Two run-time switches (not saved with the edit; the trainer sets them from ``TrainConfig``): training-mode gates
+    draw their Hard-Concrete noise from ``noise_generator`` (None: torch's global random stream, as the spec does),
+    and ``sample_training_gates = False`` trains with the deterministic evaluation gates (an ablation of the spec).
     """
 
     def __init__(self, config: JoLAConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.config = config
         self._row = {layer: row for row, layer in enumerate(config.edited_layers)}
+        self.noise_generator: torch.Generator | None = None
+        self.sample_training_gates = True
         n_rows, n_heads, d_head = len(self._row), config.n_heads, config.d_head
         bound = math.sqrt(6.0 / (1 + n_heads))
         for kind in config.edit_kinds:
@@ -103,8 +109,8 @@ class JoLAEdit(nn.Module):
         if logits is None:
             return None
         c = self.config
-        if self.training:
-            return hc.sample_gates(logits[row], c.beta, c.gamma, c.zeta, c.eps)
+        if self.training and self.sample_training_gates:
+            return hc.sample_gates(logits[row], c.beta, c.gamma, c.zeta, c.eps, generator=self.noise_generator)
         return hc.deterministic_gates(logits[row], c.gamma, c.zeta)
 
     def gates(self) -> dict[str, Float[Tensor, "layer head"]]:

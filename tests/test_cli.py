@@ -317,6 +317,18 @@ def test_init_std_zero_starts_the_vectors_at_zero_so_no_task_gradient_reaches_th
     assert "--init_std belongs to --method jola" in capsys.readouterr().err
 
 
+def test_gate_noise_flags_reach_the_trainer_and_belong_to_gated_jola(tmp_path, tiny_args, capsys):
+    run = RunFolder(tmp_path / "run")
+    assert main(["train", *tiny_args, "--num_epoch", "1", "--gate_noise_seed", "9",
+                 "--output_dir", str(run.root)]) == 0
+    assert run.read_config()["train"]["gate_noise_seed"] == 9
+    for flags, refused in ((["--method", "lora", "--gate_noise", "off"], "--gate_noise belongs to --method jola"),
+                           (["--ablation", "no_gates", "--gate_noise_seed", "1"],
+                            "--gate_noise_seed belongs to --method jola")):
+        assert main(["train", *tiny_args, *flags, "--output_dir", str(tmp_path / "refused")]) == 2
+        assert refused in capsys.readouterr().err
+
+
 def test_train_eval_writes_a_complete_run_and_the_same_command_resumes(tmp_path, tiny_args, capsys):
     run, results = tmp_path / "runs" / "tiny", tmp_path / "all.jsonl"
     argv = ["train", *tiny_args, "--output_dir", str(run), "--run_mode", "train_eval", "--scoring", "both",

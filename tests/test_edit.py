@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from jola_lens import EditShapeError, JoLAConfig, JoLAEdit
+from jola_lens import gates as hc
 from jola_lens.serialization import CONFIG_NAME, WEIGHTS_NAME
 from jola_lens.training.config import TrainConfig
 
@@ -103,6 +104,29 @@ def test_training_mode_samples_gates_once_per_call():
     # one gate per head, shared across batch and positions
     assert torch.equal(out, out[:1, :1].expand_as(out))
     assert not torch.equal(edit(z, 0), out)  # a new draw on the next call
+
+
+def test_training_gates_draw_from_their_own_generator_or_switch_noise_off():
+    edit = random_edit(JoLAConfig(2, 16, 3)).train()
+    z = torch.randn(2, 3, 16, 3)
+    edit.noise_generator = torch.Generator().manual_seed(7)
+    torch.manual_seed(0)
+    first = edit(z, 1)
+    # by hand: one uniform per head from the generator, multiplicative gates first, then additive
+    c, reference = edit.config, torch.Generator().manual_seed(7)
+    g_m, g_a = (hc.sample_gates(edit.gate_logits(kind)[1].detach(), c.beta, c.gamma, c.zeta, c.eps,
+                                generator=reference) for kind in ("multiplicative", "additive"))
+    expected = (1 + g_m[:, None] * edit.multiplicative[1]) * z + g_a[:, None] * edit.additive[1]
+    torch.testing.assert_close(first, expected)
+    edit.noise_generator = torch.Generator().manual_seed(7)
+    torch.manual_seed(1)  # the global stream no longer matters
+    assert torch.equal(edit(z, 1), first)
+
+    edit.sample_training_gates = False
+    eval_out = edit.eval()(z, 1)
+    assert torch.equal(edit.train()(z, 1), eval_out)  # noise off: training mode uses the evaluation gates
+    edit.sample_training_gates = True
+    assert not torch.equal(edit(z, 1), eval_out)
 
 
 def test_only_edit_parameters_receive_gradients(tiny_model):

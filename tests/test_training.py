@@ -92,7 +92,12 @@ def test_config_rejects_bad_values():
                          (dict(gate_scheduler="sometimes"), r"unknown gate_scheduler 'sometimes'; choose one of"),
                          (dict(penalty_scale=-1), r"penalty_scale must be >= 0, got -1"),
                          (dict(num_epoch=1.5), r"num_epoch must be an integer >= 1, got 1.5"),
-                         (dict(gate_lambda=2), r"gate_lambda must be in \[0, 1\], got 2")):
+                         (dict(gate_lambda=2), r"gate_lambda must be in \[0, 1\], got 2"),
+                         (dict(gate_noise="none"), r"unknown gate_noise 'none'; choose one of \('sample', 'off'\)"),
+                         (dict(gate_noise_seed=-1), r"gate_noise_seed must be an integer >= 0, got -1"),
+                         (dict(gate_noise="off", gate_noise_seed=3),
+                          r"gate_noise_seed seeds the gates' Hard-Concrete noise, which gate_noise 'off' switches "
+                          r"off: drop one of them")):
         with pytest.raises(ValueError, match=message):
             TrainConfig(**bad)
 
@@ -216,6 +221,38 @@ def test_resume_after_a_killed_run_equals_the_uninterrupted_run(model, data, tin
     for (e1, s1, g1), (e2, s2, g2) in zip(parted.read_gate_snapshots(), whole.read_gate_snapshots(), strict=True):
         assert (e1, s1) == (e2, s2)
         assert_same(g1, g2)
+
+
+def test_a_run_with_its_own_gate_noise_resumes_to_the_uninterrupted_run(model, data, tiny_tokenizer, tmp_path):
+    reference = make_trainer(model, data, tiny_tokenizer, num_epoch=3, gate_noise_seed=3).fit()
+    parted = RunFolder(tmp_path / "parted")
+    first = make_trainer(model, data, tiny_tokenizer, run=parted, num_epoch=3, gate_noise_seed=3)
+    first.on_epoch = _crash_after_epoch(1)
+    with pytest.raises(Boom, match="killed after epoch 1"):
+        first.fit()
+    assert "rng.gate_noise" in load_file(str(parted.checkpoint_dir / read_checkpoint_record(
+        parted.checkpoint_dir)["tensors"]))
+    resumed = make_trainer(model, data, tiny_tokenizer, run=parted, num_epoch=3, gate_noise_seed=3).fit()
+    assert resumed.resumed
+    assert_same(edit_tensors(resumed.edit), edit_tensors(reference.edit))
+    other_noise = make_trainer(model, data, tiny_tokenizer, num_epoch=3, gate_noise_seed=4).fit()
+    assert not torch.equal(other_noise.edit.additive_gate_logits, reference.edit.additive_gate_logits)
+
+
+@pytest.mark.parametrize("noise", [dict(gate_noise_seed=5), dict(gate_noise="off")])
+def test_with_shared_or_no_gate_noise_the_run_seed_only_reorders_the_batches(model, data, tiny_tokenizer, noise):
+    """One batch per epoch and one starting edit: the seed then changes nothing but the gates' noise (and the order
+    of examples inside the batch); a noise stream of its own, or none, takes the seed's influence away."""
+    def fit(seed: int, **fields) -> JoLAEdit:
+        config = TrainConfig(**{**FAST, "train_batch": len(data[0]), "num_epoch": 4, "seed": seed, **fields})
+        return Trainer(JoLAEdit.for_model(model, seed=0), lambda e, ids, mask: hf.forward(model, e, ids, mask),
+                       *data, config, pad_token_id=tiny_tokenizer.pad_token_id, progress=False).fit().edit
+
+    spec = {seed: edit_tensors(fit(seed)) for seed in (1, 2)}
+    free = {seed: edit_tensors(fit(seed, **noise)) for seed in (1, 2)}
+    for key in spec[1]:
+        torch.testing.assert_close(free[1][key], free[2][key], rtol=1e-4, atol=1e-6)
+    assert any(not torch.allclose(spec[1][key], spec[2][key], rtol=1e-2, atol=1e-4) for key in spec[1])
 
 
 def test_ctrl_c_saves_a_checkpoint_mid_epoch_and_resume_is_exact(model, data, tiny_tokenizer, tmp_path):

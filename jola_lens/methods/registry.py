@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from jola_lens.backends.route import Route
 
 GATE_TRAIN_FIELDS = ("gate_lr", "gate_scheduler", "gate_lambda", "penalty_scale", "gate_init", "penalty_delay",
-                     "penalty_warmup", "target_heads", "target_warmup", "target_lr", "keep_heads")
+                     "penalty_warmup", "target_heads", "target_warmup", "target_lr", "keep_heads", "gate_noise",
+                     "gate_noise_seed")
 """TrainConfig fields that act on JoLA's gates (meaningless for a method without them)."""
 HEAD_TRAIN_FIELDS = ("heads", "init_std")
 """TrainConfig fields that shape a JoLA edit's heads: its head set, its vectors' initial spread."""

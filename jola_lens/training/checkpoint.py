@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 STATE_NAME = "state.json"
 FORMAT_VERSION = 1
+GATE_NOISE_STATE = "gate_noise"
+"""Key (under ``rng.``) of the gates' own noise stream, for runs with ``gate_noise_seed``."""
 
 
 class CheckpointMismatchError(ValueError):
@@ -65,8 +67,9 @@ def has_checkpoint(directory: Path) -> bool:
 
 def save_checkpoint(directory: Path, *, edit: JoLAEdit, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, gate_schedule: GateSchedule,
-                    state: TrainState, fingerprint: dict[str, Any]) -> None:
-    """Write the full resume state of a run into ``directory``."""
+                    state: TrainState, fingerprint: dict[str, Any],
+                    noise_generator: torch.Generator | None = None) -> None:
+    """Write the full resume state of a run into ``directory`` (``noise_generator``: the gates' own noise stream)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     optimizer_tensors, optimizer_scalars = _split_optimizer(optimizer.state_dict())
@@ -74,6 +77,8 @@ def save_checkpoint(directory: Path, *, edit: JoLAEdit, optimizer: torch.optim.O
     tensors = {f"edit.{name}": p.detach() for name, p in edit.named_parameters()}
     tensors |= {f"optimizer.{key}": t for key, t in optimizer_tensors.items()}
     tensors |= {f"rng.{key}": t for key, t in rng_tensors.items()}
+    if noise_generator is not None:
+        tensors[f"rng.{GATE_NOISE_STATE}"] = noise_generator.get_state()
     tensors = {key: t.cpu().contiguous().clone() for key, t in tensors.items()}
     tensor_name = f"tensors-{state.global_step:07d}-{uuid.uuid4().hex[:8]}.safetensors"
     with atomic.atomic_path(directory / tensor_name) as tmp:
@@ -98,7 +103,7 @@ def read_checkpoint_record(directory: Path) -> dict[str, Any]:
 
 def load_checkpoint(directory: Path, *, edit: JoLAEdit, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, gate_schedule: GateSchedule,
-                    fingerprint: dict[str, Any]) -> TrainState:
+                    fingerprint: dict[str, Any], noise_generator: torch.Generator | None = None) -> TrainState:
     """Restore everything :func:`save_checkpoint` wrote (RNG states included) and return the progress.
 
     Raises :class:`CheckpointMismatchError` when the checkpoint's fingerprint (model, task, settings)
@@ -119,6 +124,8 @@ def load_checkpoint(directory: Path, *, edit: JoLAEdit, optimizer: torch.optim.O
     scheduler.load_state_dict(record["scheduler"])
     gate_schedule.load_state_dict(record["gate_schedule"])
     restore_rng(groups["rng"], record["rng"])
+    if noise_generator is not None:
+        noise_generator.set_state(groups["rng"][GATE_NOISE_STATE])
     return TrainState(**record["state"])
 
 

@@ -12,6 +12,7 @@ from jola_lens.config import check_known_fields
 from jola_lens.gates import SCHEDULES
 
 SAVE_STRATEGIES = ("best", "last", "no")
+GATE_NOISE = ("sample", "off")
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,11 @@ class TrainConfig:
     ``gate_lambda`` is the constant lam of the ``none`` scheduler. ``gate_init`` (default None: the spec's random
     uniform logits) starts every gate logit at one value, see ``JoLAConfig.gate_init``. ``init_std`` (default None:
     the spec's 1e-3) is the spread of the edit vectors' normal initialisation; 0 starts them at zero, so no head's
-    gate gets a head start from the seed's draw.
+    gate gets a head start from the seed's draw. ``gate_noise`` ``sample`` (the spec) trains with Hard-Concrete
+    samples, ``off`` with the deterministic evaluation gates (an ablation: no noise, so which gates close follows the
+    task's gradients and the batch order only); ``gate_noise_seed`` (default None: the run's random stream, which
+    ``seed`` seeds) draws that noise from a stream of its own, so runs of different seeds can share one noise
+    sequence, or one seed can be run under several.
     ``penalty_delay`` / ``penalty_warmup`` hold the gate penalty at 0 for that many steps, then raise it linearly to
     full strength (0 / 0: the paper's penalty from step 0). ``target_heads`` (default None: the spec's penalty; a
     number of heads, or a share of the edited heads in (0, 1)) replaces the penalty by a Lagrangian that holds that
@@ -55,6 +60,8 @@ class TrainConfig:
     penalty_scale: float = 1.0
     gate_init: float | None = None
     init_std: float | None = None
+    gate_noise: str = "sample"
+    gate_noise_seed: int | None = None
     penalty_delay: int = 0
     penalty_warmup: int = 0
     target_heads: int | float | None = None
@@ -85,6 +92,13 @@ class TrainConfig:
             raise ValueError(f"gate_init must be a finite logit or None, got {self.gate_init}")
         if self.init_std is not None and not (math.isfinite(self.init_std) and self.init_std >= 0):
             raise ValueError(f"init_std must be a finite number >= 0 or None (the spec's 1e-3), got {self.init_std}")
+        if self.gate_noise not in GATE_NOISE:
+            raise ValueError(f"unknown gate_noise {self.gate_noise!r}; choose one of {GATE_NOISE}")
+        if self.gate_noise_seed is not None:
+            _check_int("gate_noise_seed", self.gate_noise_seed, minimum=0)
+            if self.gate_noise == "off":
+                raise ValueError("gate_noise_seed seeds the gates' Hard-Concrete noise, which gate_noise 'off' "
+                                 "switches off: drop one of them")
         if self.target_heads is not None and not _is_head_count_or_share(self.target_heads):
             raise ValueError("target_heads must be a number of heads (an integer >= 1) or a share of the edited "
                              f"heads in (0, 1), such as 0.3; got {self.target_heads!r}")

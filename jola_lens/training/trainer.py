@@ -87,6 +87,7 @@ class Trainer:
         self.run, self.fingerprint, self.progress = run, fingerprint or {}, progress
         self.on_step, self.on_epoch, self.validation_loss_fn = on_step, on_epoch, validation_loss_fn
         self.stop = StopRequest()
+        self.noise_generator = self._gate_noise()
         self.steps_per_epoch = math.ceil(len(train) / config.train_batch)
         self.total_steps = self.steps_per_epoch * config.num_epoch
         self.val_batches = [collate([validation[i] for i in group], pad_token_id).to(self.device)
@@ -103,6 +104,17 @@ class Trainer:
                                 SparsityTarget(self.edit, config.target_heads, config.target_warmup, config.target_lr))
         self._best_state: dict[str, Tensor] | None = None
         self._clock = time.monotonic()
+
+    def _gate_noise(self) -> torch.Generator | None:
+        """Set the edit's gate noise from the config; the noise's own generator (None: the global stream)."""
+        if self.edit is None:
+            return None
+        self.edit.sample_training_gates = self.config.gate_noise == "sample"
+        generator = None
+        if self.config.gate_noise_seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(self.config.gate_noise_seed)
+        self.edit.noise_generator = generator
+        return generator
 
     @property
     def keeps_checkpoints(self) -> bool:
@@ -135,7 +147,7 @@ class Trainer:
                 self._best_state = self.adapter.read_state(self.run.edit_dir)
             state = load_checkpoint(self.run.checkpoint_dir, edit=self.adapter, optimizer=self.optimizer,
                                     scheduler=self.scheduler, gate_schedule=self.gate_schedule,
-                                    fingerprint=self.fingerprint)
+                                    fingerprint=self.fingerprint, noise_generator=self.noise_generator)
             if self.sparsity_target is not None and state.sparsity_target is not None:
                 self.sparsity_target.load_state(state.sparsity_target)
             self.run.truncate_train_log(state.global_step)
@@ -265,7 +277,7 @@ class Trainer:
         if self.keeps_checkpoints:
             save_checkpoint(self.run.checkpoint_dir, edit=self.adapter, optimizer=self.optimizer,
                             scheduler=self.scheduler, gate_schedule=self.gate_schedule, state=state,
-                            fingerprint=self.fingerprint)
+                            fingerprint=self.fingerprint, noise_generator=self.noise_generator)
 
     def _interrupt(self, state: TrainState, epoch: int) -> None:
         self._checkpoint(state)
