@@ -140,8 +140,8 @@ MEASURE_COLUMNS = ("setting", "task", "kind", "n_runs", "seeds", "n_heads", "kep
                    "nogueira", "nogueira_ci_low", "nogueira_ci_high", "nogueira_chance", "nogueira_p", "nogueira_note",
                    "jaccard", "jaccard_chance", "jaccard_p", "rbo", "rbo_chance", "rbo_p", "layer_spearman",
                    "layer_spearman_chance", "layer_spearman_p", "acc_mean", "acc_sd", "top_answer_share",
-                   "same_task_other_seed_jaccard",
-                   "other_task_same_seed_jaccard", "n_same_task_pairs", "n_same_seed_pairs", "task_p_selection",
+                   "same_task_other_seed_jaccard", "other_task_same_seed_jaccard",
+                   "other_task_other_seed_jaccard", "n_same_task_pairs", "n_same_seed_pairs", "task_p_selection",
                    "task_p_ranking")
 """measures.csv: one row per (setting, task, kind), and per (setting, kind) with task ``(across tasks)``."""
 
@@ -181,12 +181,13 @@ def _setting_table(folders: list[Path], setting: str) -> pd.DataFrame:
 
 
 def _pair_jaccards(table: pd.DataFrame, kind: str) -> dict[str, float]:
-    """Mean Jaccard of the kept heads over run pairs of one task and other seeds, and of other tasks and one seed."""
+    """Mean Jaccard of the kept heads over run pairs of one task and other seeds, of other tasks and one seed, and of
+    other tasks and other seeds (what neither task nor seed shares)."""
     rows = table[(table["kind"] == kind) & table["edited"]].sort_values(["layer", "head"], kind="stable")
     runs = list(dict.fromkeys(rows["run"]))
     info = rows.drop_duplicates("run").set_index("run")
     kept = {run: rows.loc[rows["run"] == run, "selected"].to_numpy(bool) for run in runs}
-    same_task, same_seed = [], []
+    same_task, same_seed, neither = [], [], []
     for i, a in enumerate(runs):
         for b in runs[i + 1:]:
             value = jaccard(kept[a], kept[b])
@@ -194,7 +195,10 @@ def _pair_jaccards(table: pd.DataFrame, kind: str) -> dict[str, float]:
                 same_task.append(value)
             elif info.at[a, "task"] != info.at[b, "task"] and info.at[a, "seed"] == info.at[b, "seed"]:
                 same_seed.append(value)
+            elif info.at[a, "task"] != info.at[b, "task"]:
+                neither.append(value)
     return {"same_task_other_seed_jaccard": _nanmean(same_task), "other_task_same_seed_jaccard": _nanmean(same_seed),
+            "other_task_other_seed_jaccard": _nanmean(neither),
             "n_same_task_pairs": len(same_task), "n_same_seed_pairs": len(same_seed)}
 
 
@@ -283,10 +287,12 @@ def measures_markdown(measures: pd.DataFrame) -> str:
         lines.append("No setting has finished runs of two or more tasks with two or more seeds each yet (the "
                      "confirm stage): no task comparison.")
     else:
-        lines += [("Mean Jaccard of the kept heads over run pairs of the same task and other seeds, and of other "
-                   "tasks and the same seed; task permutation test p (task labels shuffled among runs)."), "",
+        lines += [("Mean Jaccard of the kept heads over run pairs of the same task and other seeds, of other "
+                   "tasks and the same seed, and of other tasks and other seeds (the baseline: what neither shares); "
+                   "task permutation test p (task labels shuffled among runs)."), "",
                   to_markdown(across[["setting", "kind", "n_runs", "same_task_other_seed_jaccard",
-                                      "other_task_same_seed_jaccard", "task_p_selection", "task_p_ranking"]])]
+                                      "other_task_same_seed_jaccard", "other_task_other_seed_jaccard",
+                                      "task_p_selection", "task_p_ranking"]])]
     return "\n".join(lines) + "\n"
 
 

@@ -208,7 +208,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                "gate logits and leave the others unedited, so every run keeps exactly K (default: off)")
     _flag(gates, "preset", choices=tuple(PRESETS), default=None,
           help="named gate settings; flags left at their defaults take the preset's values. target30: gate init -1, "
-               "gate lr 0.1, the expected open gates held at 30%% of the heads (the stability screen's best setting) "
+               "gate lr 0.1, the expected open gates held at 30%% of the heads; localize: target30 pruned to 30%%, "
+               "vectors from zero, no gate noise (head selection that reproduces and follows the task) "
                "(default: none)")
     _flag(gates, "heads", default=None, metavar="SPEC|FILE",
           help="edit only these heads, e.g. L12H3,L20H0, or a head file (JSON with n_layers, n_heads, heads); "

@@ -133,6 +133,14 @@ def read_head_file(path: str | os.PathLike, *, n_layers: int, n_heads: int) -> d
 
 def resolve_heads_argument(value: str, *, n_layers: int, n_heads: int) -> Any:
     """``--heads SPEC|FILE``: a path to a head file, else an inline spec such as ``L12H3,L20H0``."""
-    if value.endswith(".json") or Path(value).is_file():
+    if value.endswith(".json") or _is_file(value):
         return read_head_file(value, n_layers=n_layers, n_heads=n_heads)
     return value
+
+
+def _is_file(value: str) -> bool:
+    """Whether ``value`` names an existing file; a spec too long to be a file name (81 heads) is not one."""
+    try:
+        return Path(value).is_file()
+    except OSError:
+        return False

@@ -121,6 +121,9 @@ def test_a_preset_fills_the_flags_left_at_their_defaults():
     _, config = train_settings(parse(["train", "--preset", "target30", "--target_heads", "27", "--gate_lr", "0.2"]))
     assert (config.target_heads, config.gate_lr, config.gate_init) == (27, 0.2, -1.0)  # given flags win
     assert train_settings(parse(["train"]))[1].target_heads is None
+    _, config = train_settings(parse(["train", "--preset", "localize"]))
+    assert (config.target_heads, config.keep_heads, config.init_std, config.gate_noise, config.gate_init) == (
+        0.3, 0.3, 0.0, "off", -1.0)
 
 
 def test_target_heads_takes_a_count_or_a_share(capsys):

@@ -60,6 +60,8 @@ def test_head_file_of_another_model_is_refused(tmp_path):
     assert read_head_file(path, n_layers=30, n_heads=9) == {"multiplicative": ["L0H1"]}
     assert resolve_heads_argument(str(path), n_layers=30, n_heads=9) == {"multiplicative": ["L0H1"]}
     assert resolve_heads_argument("L3H1", n_layers=30, n_heads=9) == "L3H1"
+    many = ",".join(f"L{layer}H{head}" for layer in range(30) for head in range(9))  # longer than a file name
+    assert resolve_heads_argument(many, n_layers=30, n_heads=9) == many
     with pytest.raises(HeadSpecError, match=r"made for a model with \(layers, heads\) = \(30, 9\) \(base model "
                                              r"'smollm2'\), but this model has \(2, 4\)"):
         read_head_file(path, n_layers=2, n_heads=4)

@@ -58,6 +58,7 @@ def test_report_measures_planted_task_structure_and_partial_settings(tmp_path):
     across = rows["fast", study.ACROSS_TASKS, "additive"]
     assert across.same_task_other_seed_jaccard == pytest.approx(1.0)
     assert across.other_task_same_seed_jaccard == pytest.approx(1 / 4)  # {L0H1} of {L0H0, L0H1, L1H2, L2H3}
+    assert across.other_task_other_seed_jaccard == pytest.approx(1 / 4)
     assert (across.n_same_task_pairs, across.n_same_seed_pairs) == (2 * 6, 4)
     assert across.task_p_selection < 0.05  # 2 of the 70 relabellings give the observed split
     paper = rows["paper", "extra/SST-2", "additive"]
