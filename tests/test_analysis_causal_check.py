@@ -15,7 +15,7 @@ from test_training_helpers import tiny_model_dir, tiny_task  # noqa: F401  (fixt
 from jola_lens import atomic
 from jola_lens.analysis import cli
 from jola_lens.analysis.causal import causal_head_sets
-from jola_lens.analysis.causal_check import read_correctness, run_causal_check
+from jola_lens.analysis.causal_check import read_correctness, restricted_config, run_causal_check
 from jola_lens.edit import JoLAEdit
 from jola_lens.run_folder import RunFolder
 from jola_lens.training.config import TrainConfig
@@ -72,7 +72,11 @@ def test_causal_check_trains_each_head_set_and_scores_every_run_on_the_same_item
     zero_shot = json.loads((output / "runs" / "zero-shot" / "metrics.json").read_text())["evaluation"]
     assert zero_shot["edit"] is None and zero_shot["n"] == LIMIT and zero_shot["scoring"] == "likelihood"
 
-    accuracy = check.runs.set_index("run")["accuracy"]
+    rows = check.runs.set_index("run")
+    edited = torch.stack(list(JoLAEdit.from_pretrained(group[0] / "edit").selected_heads().values())).any(dim=0)
+    assert rows.loc["full", "n_heads"] == int(edited.sum()) and rows.loc["full", "heads"] == "every head"
+    assert rows.loc["zero-shot", "n_heads"] == 0 and rows.loc["top", "n_heads"] == 2
+    accuracy = rows["accuracy"]
     for name, correct in check.correct.items():
         assert accuracy[name] == pytest.approx(100 * sum(correct.values()) / LIMIT)
     written = pd.read_csv(output / "causal.csv")
@@ -98,6 +102,17 @@ def test_scored_otherwise_the_full_run_is_scored_again_on_the_checks_items(group
     assert "full" in check.trained and (output / "runs" / "full" / "predictions.jsonl").is_file()
     assert all(len(correct) == 6 for correct in check.correct.values())
     assert set(check.correct["full"]) == set(list(read_correctness(group[0]))[:6])
+
+
+def test_a_sparsity_target_or_pruning_larger_than_the_head_set_is_lowered_to_its_size():
+    heads = tuple((layer, head) for layer in range(3) for head in range(9))  # 27 of 270 heads
+    wide = restricted_config(TrainConfig(target_heads=0.3, keep_heads=81), heads, 270)  # 81 and 81
+    assert (wide.target_heads, wide.keep_heads) == (27, 27)
+    assert wide.heads == ",".join(f"L{layer}H{head}" for layer, head in heads)
+    narrow = restricted_config(TrainConfig(target_heads=0.05, keep_heads=10), heads, 270)  # 14 (13.5 rounded) and 10
+    assert (narrow.target_heads, narrow.keep_heads) == (14, 10)
+    plain = restricted_config(TrainConfig(), heads, 270)
+    assert (plain.target_heads, plain.keep_heads) == (None, None)
 
 
 def _copy(run, destination, **changes):

@@ -198,6 +198,9 @@ def test_permutation_test_needs_two_tasks_and_a_repeated_one():
                                          r"\(seeds\); got a: 1 run\(s\), b: 1 run\(s\)\. Train each task with at "
                                          r"least 3 seeds"):
         permutation_test(np.zeros((2, 2)), ["a", "b"])
+    with pytest.raises(ValueError, match=r"got a: 3 run\(s\)\. Train a second task with the same settings and seeds "
+                                         r"\(`jola-lens train --task OTHER --seed 1`"):
+        permutation_test(np.zeros((3, 3)), ["a", "a", "a"])
     with pytest.raises(ValueError, match=r"the distance matrix is \(2, 2\), the runs 3"):
         permutation_test(np.zeros((2, 2)), ["a", "a", "b"])
 

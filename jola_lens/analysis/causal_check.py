@@ -3,7 +3,8 @@
 From the runs of one task that differ only in seed, rank the heads by their consensus over seeds
 (:func:`~jola_lens.analysis.consensus.consensus_grid`), build the top-k, bottom-k and random-k head sets
 (:func:`~jola_lens.analysis.causal.causal_head_sets`), train one run per set through the ordinary pipeline with
-the group's settings (its lowest seed; both edit kinds restricted to the set), and score every run, the group's
+the group's settings (its lowest seed; both edit kinds restricted to the set, a sparsity target or pruning larger
+than the set lowered to its size: :func:`restricted_config`), and score every run, the group's
 run of that seed ("full") and the bare model ("zero-shot") on the same test items. Per-item correctness is read
 from each run's predictions.jsonl and compared by :func:`~jola_lens.analysis.causal.causal_table`.
 
@@ -40,7 +41,7 @@ from jola_lens.analysis.sources import EditSource, SourceLike, load_sources
 from jola_lens.analysis.summary import to_markdown
 from jola_lens.analysis.tables import head_table
 from jola_lens.config import EDIT_KINDS
-from jola_lens.heads import HeadSet, head_name
+from jola_lens.heads import HeadSet, head_count, head_name
 from jola_lens.methods import MethodConfig
 from jola_lens.run_folder import RunFolder
 from jola_lens.training.config import TrainConfig
@@ -109,9 +110,10 @@ def run_causal_check(runs: SourceLike | Iterable[SourceLike], *, k: int, n_rando
     folders: dict[str, Path] = {}
     trained: list[str] = []
 
+    n_edited = len(reference.edit.config.edited_layers) * reference.edit.config.n_heads
     for name, heads in head_sets.items():
         folder = RunFolder(output / "runs" / name)
-        config = replace(train, heads=",".join(head_name(h) for h in heads))
+        config = restricted_config(train, heads, n_edited)
         identity = spec.identity(config) | method.identity()
         folders[name] = folder.root
         differences = folder.settings_diff(identity) if folder.config.is_file() else []
@@ -144,9 +146,13 @@ def run_causal_check(runs: SourceLike | Iterable[SourceLike], *, k: int, n_rando
     key = "likelihood_correct" if scoring in LIKELIHOOD_SCORINGS else "correct"
     correct = {name: read_correctness(folder, key) for name, folder in folders.items()}
     table, verdict = causal_table(correct, alpha)
-    all_heads = {FULL: "every head", ZERO_SHOT: "none"}
+    full_heads = ("every head" if train.keep_heads is None
+                  else f"its kept heads (--keep_heads {train.keep_heads} per edit kind)")
+    edited = torch.stack(list(reference.edit.selected_heads().values())).any(dim=0)
+    n_heads = {FULL: int(edited.sum()), ZERO_SHOT: 0} | {name: len(heads) for name, heads in head_sets.items()}
+    all_heads = {FULL: full_heads, ZERO_SHOT: "none"}
     run_rows = pd.DataFrame([
-        {"run": name, "n_heads": len(head_sets[name]) if name in head_sets else None,
+        {"run": name, "n_heads": n_heads[name],
          "heads": ",".join(head_name(h) for h in head_sets[name]) if name in head_sets else all_heads[name],
          "accuracy": 100 * sum(correct[name].values()) / len(correct[name]), "n_items": len(correct[name]),
          "folder": _shown(folders[name], output)} for name in folders])
@@ -157,6 +163,20 @@ def run_causal_check(runs: SourceLike | Iterable[SourceLike], *, k: int, n_rando
                                                             alpha=alpha))
     logger.info("causal check of %s: %s", group.name, verdict)
     return check
+
+
+def restricted_config(train: TrainConfig, heads: HeadSet, n_edited: int) -> TrainConfig:
+    """The group's training settings on ``heads`` (both edit kinds): a sparsity target or final pruning
+    (``target_heads``, ``keep_heads``, counts or shares of the ``n_edited`` heads the group's runs could edit)
+    larger than the set is lowered to the set's size, so that a k-head run keeps its k heads."""
+    k = len(heads)
+
+    def clamped(value: int | float | None, what: str) -> int | float | None:
+        return None if value is None else min(head_count(value, n_edited, what), k)
+
+    return replace(train, heads=",".join(head_name(h) for h in heads),
+                   target_heads=clamped(train.target_heads, "the sparsity target"),
+                   keep_heads=clamped(train.keep_heads, "keep_heads"))
 
 
 def _group_sources(runs: SourceLike | Iterable[SourceLike]) -> list[EditSource]:
@@ -226,7 +246,8 @@ def causal_markdown(check: CausalCheck, sources: list[EditSource], reference: Ed
     ranked = "the mean over edit kinds of" if rank_by == "both" else f"the {rank_by} gates'"
     method = (f"Heads ranked by {ranked} consensus `{metric}` over {len(seeds)} seeds ({', '.join(map(str, seeds))}). "
               f"Head sets of k = {k}: the top-k, the bottom-k and {n_random} random draws (seed {seed}). Each set "
-              f"trains the group's settings (seed {_seed(reference)}) with both edit kinds restricted to its heads; "
+              f"trains the group's settings (seed {_seed(reference)}) with both edit kinds restricted to its heads (a "
+              f"sparsity target or pruning above k lowered to k); "
               f"`full` is the group's run of that seed ({reference.run.root}); `zero-shot` is the bare model. Every "
               f"run is scored on the same {n_items} test items ({scoring} scoring; correctness = `{key}`).")
     tests = ("Tests: top vs each run by the exact McNemar test (two-sided binomial on the items where exactly one is "

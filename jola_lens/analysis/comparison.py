@@ -80,12 +80,18 @@ def _relabellings(labels: np.ndarray, n_permutations: int, seed: int) -> tuple[n
     return np.vstack([labels[None, :], shuffled]), f"{n_permutations} random relabellings"
 
 
+SECOND_TASK_ADVICE = ("Train a second task with the same settings and seeds (`jola-lens train --task OTHER --seed 1`, "
+                      "then `--seed 2`, `--seed 3`) and analyse all runs together: `jola-lens analyze runs/* "
+                      "--output DIR`.")
+
+
 def _check_labels(labels: list[str]) -> None:
     counts = Counter(labels)
     if len(counts) < 2 or max(counts.values()) < 2:
+        advice = SECOND_TASK_ADVICE if len(counts) == 1 and max(counts.values()) > 1 else SEEDS_ADVICE
         raise SeedGroupError(
             f"a task comparison needs at least 2 tasks and a task with at least 2 runs (seeds); got "
-            f"{', '.join(f'{task}: {n} run(s)' for task, n in counts.items())}. {SEEDS_ADVICE}")
+            f"{', '.join(f'{task}: {n} run(s)' for task, n in counts.items())}. {advice}")
 
 
 def permutation_test(distance: np.ndarray, labels: list[str], *, n_permutations: int = N_PERMUTATIONS,
