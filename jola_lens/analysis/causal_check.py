@@ -171,7 +171,7 @@ def restricted_config(train: TrainConfig, heads: HeadSet, n_edited: int) -> Trai
     larger than the set is lowered to the set's size, so that a k-head run keeps its k heads."""
     k = len(heads)
 
-    def clamped(value: int | float | None, what: str) -> int | float | None:
+    def clamped(value: float | None, what: str) -> int | None:
         return None if value is None else min(head_count(value, n_edited, what), k)
 
     return replace(train, heads=",".join(head_name(h) for h in heads),
