@@ -77,6 +77,22 @@ def test_report_measures_planted_task_structure_and_partial_settings(tmp_path):
     assert markdown in readme.replace("## Measures: ", "## ")
 
 
+def test_the_across_task_columns_tell_a_planted_seed_effect_from_a_task_effect(tmp_path):
+    task_heads = {"sst2": [(0, 0)], "arc-e": [(1, 0)]}
+    seed_heads = {1: [(2, 0), (2, 1)], 2: [(2, 2), (2, 3)], 3: [(1, 2), (1, 3)]}  # what the seed keeps on any task
+    for task, heads in task_heads.items():
+        for seed, extra in seed_heads.items():
+            _run(tmp_path, "fast", task, seed, heads + extra, 60.0)
+    study.write_report(tmp_path, n_permutations=99)
+    measures = pd.read_csv(tmp_path / "measures.csv")
+    across = measures[(measures["task"] == study.ACROSS_TASKS) & (measures["kind"] == "multiplicative")].iloc[0]
+    assert across.same_task_other_seed_jaccard == pytest.approx(1 / 5)  # the task's head of 5
+    assert across.other_task_same_seed_jaccard == pytest.approx(2 / 4)  # the seed's 2 heads of 4
+    assert across.other_task_other_seed_jaccard == 0.0
+    assert (across.n_same_task_pairs, across.n_same_seed_pairs) == (2 * 3, 3)
+    assert across.task_p_selection > 0.05  # the seed structure is no task structure
+
+
 def test_report_says_why_the_index_is_undefined_when_every_head_is_kept(tmp_path):
     for seed in (1, 2):
         _run(tmp_path, "paper", "sst2", seed, [(layer, head) for layer in range(3) for head in range(4)], 70.0)
