@@ -7,8 +7,11 @@ control (the first two tasks trained again with another seed). Writes the task x
 depth profile, overlap matrices (Jaccard, Spearman), the gate trajectories of one task and the tables into
 analysis/results/localization_commonsense/ (see analysis/studies.py for the file list).
 
-    python analysis/localization_commonsense.py --limit 100      # CPU-sized (24 min on 2 idle cores)
-    python analysis/localization_commonsense.py --reuse          # keep finished runs, redraw the figures
+    python analysis/localization_commonsense.py --limit 100 --output analysis/results/localization_commonsense_localize
+        # CPU-sized, the studies' default gate settings (the localize preset)
+    python analysis/localization_commonsense.py --limit 100 --preset none   # analysis/results/localization_commonsense/:
+        # the spec's random gates and noise, penalty x10 (24 min on 2 idle cores)
+    python analysis/localization_commonsense.py --preset none --reuse       # keep its finished runs, redraw the figures
     python analysis/localization_commonsense.py --paper --train-size 149   # the paper's protocol (ARC-c: 149)
 """
 

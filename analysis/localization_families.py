@@ -9,9 +9,10 @@ analysis/results/localization_families/; run labels carry the family ("commonsen
 "gem/..."). The settings equal the commonsense study's, so its ARC-e and PIQA runs can be copied here and kept
 with --reuse.
 
-    python analysis/localization_families.py --data-dir ../shared/data --limit 100 --gen-limit 32
-        # CPU-sized (56 min of compute on 2 cores shared with another study)
-    python analysis/localization_families.py --data-dir DATA --reuse        # keep finished runs, redraw
+    python analysis/localization_families.py --data-dir ../shared/data --limit 100 --gen-limit 32 --preset none
+        # the committed results: CPU-sized, the spec's gates and noise, penalty x10 (56 min of compute on 2 cores
+        # shared with another study); without --preset none the studies' default, the localize preset
+    python analysis/localization_families.py --data-dir DATA --preset none --reuse   # keep finished runs, redraw
     python analysis/localization_families.py --data-dir DATA --paper        # the paper's protocol
 """
 

@@ -18,8 +18,9 @@ The seed control answers the first question a reader of an overlap matrix should
 because of the task, or because both runs started from the same random gate logits? It trains the first
 ``--control-tasks`` again with ``--control-seed`` and sets "same task, other seed" beside "other task, same seed".
 
-The default settings are sized for a 2-core CPU and make the gates close (gate_lr 0.1, penalty_scale 10, short
-warm-up); ``--paper`` restores the paper's protocol, and every setting has its own flag.
+The default settings are sized for a 2-core CPU (100 training items, 50 steps) and use the ``localize`` preset
+(:data:`STUDY_PRESET`); ``--preset none`` trains the spec's gates with penalty x10 instead, ``--paper`` restores
+the paper's protocol, and every setting has its own flag.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ from jola_lens.sweep.spec import parse_sweep
 from jola_lens.tasks.choice import FORMULATIONS
 from jola_lens.training.config import TrainConfig
 from jola_lens.training.pipeline import RunSpec, eval_run
+from jola_lens.training.presets import PRESETS, apply_preset
 
 RESULTS_ROOT = Path(__file__).resolve().parent / "results"
 
@@ -76,6 +78,12 @@ FAST = {"train_size": 100, "val_size": 50, "num_epoch": 2, "train_batch": 4, "wa
 PAPER = {"train_size": 200, "val_size": 200, "num_epoch": 20, "train_batch": 8, "warmup_steps": 50, "lr": 5e-3,
          "gate_lr": None, "penalty_scale": 1.0, "max_length": 400}
 """The paper's protocol (gate_lr None = lr). Embedded ARC-c has only 149 training items: lower --train-size."""
+
+STUDY_PRESET = "localize"
+"""The studies' gate settings (:mod:`jola_lens.training.presets`): without the gates' training noise the heads a run
+keeps reproduce across seeds and follow the task (analysis/results/localization_stability/); ``--preset none`` gives
+the studies' earlier settings (the spec's random gates and noise, penalty x10), with which their committed results were
+made."""
 
 TIE = 0.1
 """Seed control: Spearman ρ differences below this read as "neither the task nor the seed dominates"."""
@@ -140,6 +148,10 @@ def parse_args(description: str, study: str, tasks: tuple[StudyTask, ...], fast:
     for name, kind in flags.items():
         train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind,
                            help=f"default: {fast[name]} (--paper: {PAPER[name]})")
+    train.add_argument("--preset", choices=[*PRESETS, "none"], default=None,
+                       help=f"named gate settings (jola-lens train --preset) on top of the flags above (default: "
+                            f"{STUDY_PRESET}, whose head selection reproduces across seeds and follows the task; "
+                            "--paper: none, the paper's gates and penalty)")
     train.add_argument("--gate-init", type=float, default=None, metavar="LOGIT",
                        help="start every gate logit at LOGIT (default: the spec's random uniform logits, which "
                             "differ between heads; a constant lets only training decide which heads close)")
@@ -160,6 +172,8 @@ def parse_args(description: str, study: str, tasks: tuple[StudyTask, ...], fast:
     for name in flags:
         if getattr(args, name) is None:
             setattr(args, name, preset[name])
+    if args.preset is None:
+        args.preset = "none" if args.paper else STUDY_PRESET
     if getattr(args, "data_dir", "") is None and any(t.source != "embedded" for t in selected_tasks(tasks, args)):
         parser.error("these tasks read the benchmark data: pass --data-dir or set JOLA_DATA_DIR")
     args.runs_dir = args.runs_dir or args.output / "runs"
@@ -179,10 +193,19 @@ def control_tasks(tasks: tuple[StudyTask, ...], args: argparse.Namespace) -> lis
 
 
 def train_config(args: argparse.Namespace, seed: int | None = None) -> TrainConfig:
-    return TrainConfig(lr=args.lr, gate_lr=args.gate_lr, train_batch=args.train_batch, eval_batch=args.eval_batch,
-                       num_epoch=args.num_epoch, warmup_steps=args.warmup_steps, max_length=args.max_length,
-                       penalty_scale=args.penalty_scale, gate_init=args.gate_init,
-                       seed=args.seed if seed is None else seed)
+    """The study's flags, then its preset wherever a setting is still at TrainConfig's default (as on `jola-lens
+    train`); under a preset's sparsity target the spec's penalty, and so --penalty-scale, does not apply."""
+    settings = {"lr": args.lr, "gate_lr": args.gate_lr, "train_batch": args.train_batch, "eval_batch": args.eval_batch,
+                "num_epoch": args.num_epoch, "warmup_steps": args.warmup_steps, "max_length": args.max_length,
+                "penalty_scale": args.penalty_scale, "gate_init": args.gate_init,
+                "seed": args.seed if seed is None else seed}
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    preset = None if args.preset == "none" else args.preset
+    unset = {key: defaults[key] for key in PRESETS.get(preset, {})}
+    chosen = apply_preset(preset, unset | settings, defaults)
+    if chosen.get("target_heads") is not None:
+        chosen["penalty_scale"] = defaults["penalty_scale"]
+    return TrainConfig(**chosen)
 
 
 def run_spec(task: StudyTask, args: argparse.Namespace) -> RunSpec:

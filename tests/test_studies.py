@@ -12,6 +12,7 @@ from conftest import REPO
 from jola_lens import JoLAConfig, JoLAEdit
 from jola_lens.analysis import head_table
 from jola_lens.analysis.sources import EditSource
+from jola_lens.training.presets import PRESETS
 
 sys.path.insert(0, str(REPO / "analysis"))
 import studies  # noqa: E402
@@ -28,6 +29,21 @@ def test_flags_default_to_cloze_and_a_two_task_seed_control(tmp_path):
     args = studies.parse_args("d", "study", TASKS, argv=["--tasks", "t/B", "t/C", "--control-tasks", "--gate-init",
                                                         "-0.5"])
     assert studies.control_tasks(TASKS, args) == [] and studies.train_config(args).gate_init == -0.5
+
+
+def test_the_studies_train_with_the_localize_preset_unless_told_otherwise(tmp_path):
+    default = studies.train_config(studies.parse_args("d", "study", TASKS, argv=[]))
+    assert studies.STUDY_PRESET == "localize"
+    assert {key: getattr(default, key) for key in PRESETS["localize"]} == PRESETS["localize"]
+    assert (default.lr, default.num_epoch, default.train_batch, default.penalty_scale) == (5e-3, 2, 4, 1.0)
+    explicit = studies.train_config(studies.parse_args("d", "study", TASKS, argv=["--gate-init", "-0.5"]))
+    assert explicit.gate_init == -0.5 and explicit.gate_noise == "off"  # a flag given wins over the preset
+    earlier = studies.train_config(studies.parse_args("d", "study", TASKS, argv=["--preset", "none"]))
+    assert (earlier.gate_init, earlier.target_heads, earlier.gate_noise, earlier.penalty_scale) == (
+        None, None, "sample", 10.0)
+    paper = studies.parse_args("d", "study", TASKS, argv=["--paper"])
+    assert paper.preset == "none" and studies.train_config(paper).target_heads is None
+    assert studies.parse_args("d", "study", TASKS, argv=["--paper", "--preset", "target30"]).preset == "target30"
 
 
 def test_a_control_seed_equal_to_the_seed_is_refused(capsys):
