@@ -30,7 +30,7 @@ from jola_lens.analysis.sources import EditSource
 from jola_lens.analysis.stability import stability_report, stability_verdicts
 
 ADVICE = re.escape("Train each task with at least 3 seeds and the same other settings (`jola-lens train --task TASK "
-                   "--seed 1`, then `--seed 2`, `--seed 3`")
+                   "--preset localize --seed 1`, then `--seed 2`, `--seed 3`")
 
 
 def _run(root, task, seed, lr=0.005, open_heads=None):

@@ -24,8 +24,9 @@ BOOKKEEPING = ("task", "task_name", "model", "model_name", "edit.base_model", "d
 """Flattened config.json keys that are not settings: the task and model (compared on their own), where data and
 device were, and counts derived from the data. ``edit.metadata.*`` is skipped too."""
 SEEDS_ADVICE = ("Train each task with at least 3 seeds and the same other settings (`jola-lens train --task TASK "
-                "--seed 1`, then `--seed 2`, `--seed 3`; each writes its own runs/<task>-seed<S>) and analyse the runs "
-                "together: `jola-lens analyze runs/* --output DIR`.")
+                "--preset localize --seed 1`, then `--seed 2`, `--seed 3`; each writes its own runs/<task>-seed<S>; "
+                "`localize` trains without gate noise, which is what makes the selection reproduce across seeds) and "
+                "analyse the runs together: `jola-lens analyze runs/* --output DIR`.")
 
 
 class SeedGroupError(ValueError):
