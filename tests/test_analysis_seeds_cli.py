@@ -9,6 +9,7 @@ from test_analysis_support import make_edit, make_run
 
 from jola_lens import atomic
 from jola_lens.analysis import cli
+from jola_lens.run_folder import RunFolder
 
 
 def analyze(*argv: str) -> int:
@@ -66,3 +67,19 @@ def test_bad_permutations(tmp_path, capsys):
     run = _run(tmp_path / "a", "a", 1, [(0, 0)])
     assert analyze(run, "--output", str(tmp_path / "out"), "--permutations", "0") == 2
     assert "jola-lens analyze: error: --permutations must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_runs_trained_with_gate_noise_are_named_with_the_preset_that_avoids_it(tmp_path, capsys):
+    noisy = [_run(tmp_path / f"a{s}", "a", s, [(0, 0)]) for s in (1, 2)]  # saved before gate_noise: "sample"
+    quiet = _run(tmp_path / "b1", "b", 1, [(0, 1)])
+    config = RunFolder(quiet).read_config()
+    atomic.write_json(RunFolder(quiet).config, config | {"train": config["train"] | {"gate_noise": "off"}})
+    out = tmp_path / "out"
+    assert analyze(*noisy, quiet, "--output", str(out), "--permutations", "9") == 0
+    note = ("Note: 2 of these runs (a [a1], a [a2]) were trained with the gates' Hard-Concrete noise (the spec's "
+            "default), which their seed draws")
+    printed = capsys.readouterr().out
+    assert note in printed and note in (out / "summary.md").read_text()
+    assert "train with `--preset localize` (no gate noise, 30% of the heads kept)." in printed
+    assert analyze(quiet, "--output", str(tmp_path / "quiet")) == 0
+    assert "Hard-Concrete noise" not in capsys.readouterr().out

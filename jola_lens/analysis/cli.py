@@ -26,10 +26,12 @@ from jola_lens.analysis.consensus import consensus_heads, consensus_table, plot_
 from jola_lens.analysis.depth import plot_depth_profile
 from jola_lens.analysis.figures import COLOR_SCALES, FORMATS, save_figure, slug
 from jola_lens.analysis.groups import (
+    NOISE_ADVICE,
     SEEDS_ADVICE,
     SeedGroup,
     SeedGroupError,
     add_groups,
+    gate_noise_runs,
     group_notes,
     seed_groups,
 )
@@ -147,7 +149,8 @@ def _analyze(args: argparse.Namespace) -> int:
         except NoGateSnapshotsError as error:
             notes.append(f"Skipped gate trajectories: {error}.")
             print(notes[-1])
-    sections = [_seed_section(table, groups, args, write, figures), _scalings_section(sources, args.top_k)]
+    sections = [_seed_section(table, groups, args, write, figures, gate_noise_runs(sources)),
+                _scalings_section(sources, args.top_k)]
     if args.logit_lens:
         sections.append(_logit_lens_section(sources, args, write, figures, notes))
     if args.causal is not None:
@@ -158,9 +161,15 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _seed_section(table: pd.DataFrame, groups: list[SeedGroup], args: argparse.Namespace,
-                  write: Callable[[str, Figure | str], str], figures: list[str]) -> str:
-    """Consensus over seeds, stability against chance and the task comparison, or why there are none."""
+                  write: Callable[[str, Figure | str], str], figures: list[str], noisy: list[str]) -> str:
+    """Consensus over seeds, stability against chance and the task comparison, or why there are none; ``noisy``:
+    the runs trained with gate noise, named in a note."""
     lines = ["## Task or seed?", ""]
+    if noisy:
+        shown = ", ".join(noisy) if len(noisy) <= 4 else f"{', '.join(noisy[:3])} and {len(noisy) - 3} more"
+        note = f"Note: {len(noisy)} of these runs ({shown}) were {NOISE_ADVICE}"
+        print(note)
+        lines += [note, ""]
     if not any(group.n_runs > 1 for group in groups):
         message = ("Every task here has a single run (one seed), so these figures cannot separate what the task "
                    "selects from what the seed selects: on small runs the heads a run keeps can follow its random "

@@ -29,6 +29,20 @@ SEEDS_ADVICE = ("Train each task with at least 3 seeds and the same other settin
                 "analyse the runs together: `jola-lens analyze runs/* --output DIR`.")
 
 
+NOISE_ADVICE = ("trained with the gates' Hard-Concrete noise (the spec's default), which their seed draws: in "
+                "analysis/results/localization_stability/ one seed's noise made its runs of different tasks keep the "
+                "same heads, more than one task's runs under different seeds. For a selection that reproduces across "
+                "seeds and follows the task, train with `--preset localize` (no gate noise, 30% of the heads kept).")
+
+
+def gate_noise_runs(sources: Iterable[EditSource]) -> list[str]:
+    """Labels of the gated edits whose run folder says they were trained with sampled gate noise
+    (``train.gate_noise`` "sample", the default of runs saved before the setting existed)."""
+    return [source.label for source in sources
+            if source.edit.config.gated and source.run is not None and source.run.config.is_file()
+            and source.run.read_config().get("train", {}).get("gate_noise", "sample") == "sample"]
+
+
 class SeedGroupError(ValueError):
     """A seed group cannot give what was asked of it (too few runs, no group at all)."""
 
