@@ -132,10 +132,31 @@ def read_head_file(path: str | os.PathLike, *, n_layers: int, n_heads: int) -> d
 
 
 def resolve_heads_argument(value: str, *, n_layers: int, n_heads: int) -> Any:
-    """``--heads SPEC|FILE``: a path to a head file, else an inline spec such as ``L12H3,L20H0``."""
+    """``--heads SPEC|FILE``: a path to a head file, else an inline spec: ``L12H3,L20H0`` (every edit kind) or one
+    set per kind, ``additive:L0H1,L2H3;multiplicative:L12H3`` (a kind left out edits every head)."""
     if value.endswith(".json") or _is_file(value):
         return read_head_file(value, n_layers=n_layers, n_heads=n_heads)
-    return value
+    if ":" not in value:
+        return value
+    by_kind = {}
+    for part in (part for part in value.split(";") if part.strip()):
+        kind, colon, spec = part.partition(":")
+        if not colon or not kind.strip():
+            raise HeadSpecError(f"cannot read {part.strip()!r}: write one head set per edit kind as "
+                                "'additive:L0H1,L2H3;multiplicative:L12H3'")
+        if kind.strip() in by_kind:
+            raise HeadSpecError(f"the head spec names {kind.strip()!r} twice: give each edit kind one set")
+        by_kind[kind.strip()] = spec
+    return by_kind
+
+
+def heads_spec(sets: Mapping[str, Iterable[Head]]) -> str:
+    """The inline spec of one head set per edit kind: ``L12H3,L20H0`` when every kind has the same set, else
+    ``additive:...;multiplicative:...`` (read back by :func:`resolve_heads_argument`)."""
+    named = {kind: ",".join(head_name(h) for h in heads) for kind, heads in sets.items()}
+    if len(set(named.values())) == 1:
+        return next(iter(named.values()))
+    return ";".join(f"{kind}:{spec}" for kind, spec in named.items())
 
 
 def _is_file(value: str) -> bool:

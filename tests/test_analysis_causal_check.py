@@ -48,7 +48,7 @@ def _mtimes(output):
 
 def test_causal_check_trains_each_head_set_and_scores_every_run_on_the_same_items(group, tmp_path):
     output = tmp_path / "causal"
-    check = run_causal_check(group, k=2, n_random=2, output_dir=output)
+    check = run_causal_check(group, k=2, n_random=2, output_dir=output, rank_by="multiplicative")
 
     assert set(check.table["comparison"]) == COMPARISONS
     assert check.trained == ("top", "bottom", "random-0", "random-1", "zero-shot")  # full: the group's own run
@@ -59,16 +59,16 @@ def test_causal_check_trains_each_head_set_and_scores_every_run_on_the_same_item
 
     p_nonzero = torch.stack([JoLAEdit.from_pretrained(run / "edit").prob_nonzero()["multiplicative"] for run in group])
     order = p_nonzero.mean(dim=0).flatten().argsort(descending=True, stable=True).tolist()
-    assert check.head_sets["top"] == tuple(sorted((i // 4, i % 4) for i in order[:2]))
-    assert check.head_sets["bottom"] == tuple(sorted((i // 4, i % 4) for i in order[-2:]))
+    top = tuple(sorted((i // 4, i % 4) for i in order[:2]))
+    assert check.head_sets["top"] == {"additive": top, "multiplicative": top}  # one set for both kinds
+    assert check.head_sets["bottom"]["additive"] == tuple(sorted((i // 4, i % 4) for i in order[-2:]))
     for name in ("top", "bottom", "random-0", "random-1"):
         folder = RunFolder(output / "runs" / name)
-        spec = ",".join(f"L{layer}H{head}" for layer, head in check.head_sets[name])
+        spec = ",".join(f"L{layer}H{head}" for layer, head in check.head_sets[name]["multiplicative"])
         assert folder.read_config()["train"]["heads"] == spec
         assert folder.read_config()["train"]["seed"] == 1  # the group's lowest seed, its other settings too
         assert folder.read_config()["train"]["gate_lr"] == 0.5
-        assert folder.load_edit().config.heads == {"additive": check.head_sets[name],
-                                                   "multiplicative": check.head_sets[name]}
+        assert folder.load_edit().config.heads == check.head_sets[name]
     zero_shot = json.loads((output / "runs" / "zero-shot" / "metrics.json").read_text())["evaluation"]
     assert zero_shot["edit"] is None and zero_shot["n"] == LIMIT and zero_shot["scoring"] == "likelihood"
 
@@ -87,13 +87,33 @@ def test_causal_check_trains_each_head_set_and_scores_every_run_on_the_same_item
 
     before = _mtimes(output)
     assert len([p for p in before if p.endswith("train_log.jsonl")]) == 4
-    again = run_causal_check(group, k=2, n_random=2, output_dir=output)
+    again = run_causal_check(group, k=2, n_random=2, output_dir=output, rank_by="multiplicative")
     assert again.trained == ()
     assert _mtimes(output) == before
     assert again.table.equals(check.table) and again.verdict == check.verdict
 
     with pytest.raises(ValueError, match=r"runs/top holds a causal-check run on other settings \(train\.heads: "):
-        run_causal_check(group, k=3, n_random=2, output_dir=output)
+        run_causal_check(group, k=3, n_random=2, output_dir=output, rank_by="multiplicative")
+
+
+def test_per_kind_ranking_restricts_each_edit_kind_to_its_own_sets(group, tmp_path):
+    output = tmp_path / "causal"
+    check = run_causal_check(group, k=2, n_random=1, output_dir=output)  # the default: per_kind
+    edits = [JoLAEdit.from_pretrained(run / "edit") for run in group]
+    for i, kind in enumerate(("additive", "multiplicative")):
+        order = torch.stack([edit.prob_nonzero()[kind] for edit in edits]).mean(dim=0).flatten().argsort(
+            descending=True, stable=True).tolist()
+        assert check.head_sets["top"][kind] == tuple(sorted((j // 4, j % 4) for j in order[:2]))
+        assert check.head_sets["bottom"][kind] == tuple(sorted((j // 4, j % 4) for j in order[-2:]))
+        scores = torch.stack([edit.prob_nonzero()[kind] for edit in edits]).mean(dim=0).double()
+        assert check.head_sets["random-0"][kind] == causal_head_sets(scores, 2, 1, seed=i)["random-0"]
+    for name, sets in check.head_sets.items():
+        folder = RunFolder(output / "runs" / name)
+        assert folder.load_edit().config.heads == sets
+        assert check.runs.set_index("run").loc[name, "n_heads"] == len(set(sets["additive"]) | set(sets["multiplicative"]))
+    markdown = (output / "causal.md").read_text()
+    assert "Heads ranked by each edit kind's own consensus `mean_p_nonzero`" in markdown
+    assert "each edit kind restricted to its own set (random draws independent per kind)" in markdown
 
 
 def test_scored_otherwise_the_full_run_is_scored_again_on_the_checks_items(group, tmp_path):
@@ -105,10 +125,13 @@ def test_scored_otherwise_the_full_run_is_scored_again_on_the_checks_items(group
 
 
 def test_a_sparsity_target_or_pruning_larger_than_the_head_set_is_lowered_to_its_size():
-    heads = tuple((layer, head) for layer in range(3) for head in range(9))  # 27 of 270 heads
+    same = tuple((layer, head) for layer in range(3) for head in range(9))  # 27 of 270 heads
+    heads = {"additive": same, "multiplicative": same}
     wide = restricted_config(TrainConfig(target_heads=0.3, keep_heads=81), heads, 270)  # 81 and 81
     assert (wide.target_heads, wide.keep_heads) == (27, 27)
-    assert wide.heads == ",".join(f"L{layer}H{head}" for layer, head in heads)
+    assert wide.heads == ",".join(f"L{layer}H{head}" for layer, head in same)
+    own = restricted_config(TrainConfig(keep_heads=81), {"additive": same[:2], "multiplicative": same[5:7]}, 270)
+    assert (own.heads, own.keep_heads) == ("additive:L0H0,L0H1;multiplicative:L0H5,L0H6", 2)
     narrow = restricted_config(TrainConfig(target_heads=0.05, keep_heads=10), heads, 270)  # 14 (13.5 rounded) and 10
     assert (narrow.target_heads, narrow.keep_heads) == (14, 10)
     plain = restricted_config(TrainConfig(), heads, 270)
@@ -140,7 +163,8 @@ def test_bad_input_is_refused_with_what_to_do(group, tmp_path):
     for k in (0, 8):
         with pytest.raises(ValueError, match=rf"k must be a number of heads in \[1, 7\] \(the model has 8\), got {k}"):
             run_causal_check(group, k=k, output_dir=tmp_path / "out")
-    with pytest.raises(ValueError, match=r"rank_by must be one of \('additive', 'multiplicative', 'both'\), got 'x'"):
+    with pytest.raises(ValueError, match=r"rank_by must be one of \('additive', 'multiplicative', 'both', 'per_kind'\), "
+                                         r"got 'x'"):
         run_causal_check(group, k=2, rank_by="x", output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()  # refused before anything was trained
 

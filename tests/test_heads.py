@@ -12,7 +12,14 @@ from jola_lens import JoLAConfig, JoLAEdit, boot_bridge, merge_edit
 from jola_lens.backends import hf as hf_backend
 from jola_lens.backends import nnsight as nnsight_backend
 from jola_lens.backends import transformer_lens as tl_backend
-from jola_lens.heads import HeadSpecError, parse_heads, read_head_file, resolve_heads_argument, write_head_file
+from jola_lens.heads import (
+    HeadSpecError,
+    heads_spec,
+    parse_heads,
+    read_head_file,
+    resolve_heads_argument,
+    write_head_file,
+)
 
 HEADS = "L0H1,L1H3"
 
@@ -65,6 +72,25 @@ def test_head_file_of_another_model_is_refused(tmp_path):
     with pytest.raises(HeadSpecError, match=r"made for a model with \(layers, heads\) = \(30, 9\) \(base model "
                                              r"'smollm2'\), but this model has \(2, 4\)"):
         read_head_file(path, n_layers=2, n_heads=4)
+
+
+def test_an_inline_spec_gives_each_edit_kind_its_own_set_and_round_trips():
+    sets = {"additive": ((0, 1), (2, 3)), "multiplicative": ((12, 3),)}
+    spec = heads_spec(sets)
+    assert spec == "additive:L0H1,L2H3;multiplicative:L12H3"
+    resolved = resolve_heads_argument(spec, n_layers=30, n_heads=9)
+    assert resolved == {"additive": "L0H1,L2H3", "multiplicative": "L12H3"}
+    assert JoLAConfig(n_layers=30, n_heads=9, d_head=8, heads=resolved).heads == sets
+    assert heads_spec({"additive": ((0, 1),), "multiplicative": ((0, 1),)}) == "L0H1"  # one set: the plain form
+    assert resolve_heads_argument(" multiplicative : L1H2 ;", n_layers=30, n_heads=9) == {"multiplicative": " L1H2 "}
+    with pytest.raises(HeadSpecError, match=r"^cannot read ':L1H2': write one head set per edit kind as "
+                                            r"'additive:L0H1,L2H3;multiplicative:L12H3'$"):
+        resolve_heads_argument("additive:L0H1;:L1H2", n_layers=30, n_heads=9)
+    with pytest.raises(HeadSpecError, match=r"^the head spec names 'additive' twice"):
+        resolve_heads_argument("additive:L0H1;additive:L1H2", n_layers=30, n_heads=9)
+    with pytest.raises(HeadSpecError, match=r"names edit kinds \['addtive'\], but this edit has"):
+        JoLAConfig(n_layers=30, n_heads=9, d_head=8, heads=resolve_heads_argument("addtive:L0H1", n_layers=30,
+                                                                                  n_heads=9))
 
 
 def masked_and_zeroed(model, gated=True):

@@ -41,7 +41,7 @@ from jola_lens.analysis.sources import EditSource, SourceLike, load_sources
 from jola_lens.analysis.summary import to_markdown
 from jola_lens.analysis.tables import head_table
 from jola_lens.config import EDIT_KINDS
-from jola_lens.heads import HeadSet, head_count, head_name
+from jola_lens.heads import HeadSet, head_count, heads_spec
 from jola_lens.methods import MethodConfig
 from jola_lens.run_folder import RunFolder
 from jola_lens.training.config import TrainConfig
@@ -49,7 +49,9 @@ from jola_lens.training.pipeline import RunSpec, eval_run, train_run
 
 logger = logging.getLogger(__name__)
 
-RANK_BY = (*EDIT_KINDS, "both")
+RANK_BY = (*EDIT_KINDS, "both", "per_kind")
+"""How heads are ranked: by one edit kind's gates, by the mean over kinds (both: one set for every kind), or
+per_kind: each edit kind ranked by its own gates and restricted to its own sets."""
 FULL, ZERO_SHOT = "full", "zero-shot"
 LIKELIHOOD_SCORINGS = ("likelihood", "both")
 
@@ -62,7 +64,8 @@ class CausalCheck:
     table: pd.DataFrame
     runs: pd.DataFrame
     verdict: str
-    head_sets: dict[str, HeadSet]
+    head_sets: dict[str, dict[str, HeadSet]]
+    """Per set (top, bottom, random-<i>): the heads of each edit kind."""
     correct: dict[str, dict[str, bool]]
     output_dir: Path
     trained: tuple[str, ...]
@@ -71,12 +74,12 @@ class CausalCheck:
 
 def run_causal_check(runs: SourceLike | Iterable[SourceLike], *, k: int, n_random: int = 3,
                      output_dir: str | os.PathLike, limit: int | None = None, scoring: str | None = None,
-                     rank_by: str = "multiplicative", metric: str = "mean_p_nonzero", seed: int = 0,
+                     rank_by: str = "per_kind", metric: str = "mean_p_nonzero", seed: int = 0,
                      alpha: float = ALPHA, overwrite: bool = False, progress: bool = False) -> CausalCheck:
     """Train and score the causal check of one seed group (run folders of one task differing only in seed).
 
     Heads are ranked by the group's consensus ``metric`` of the ``rank_by`` gates ("both": the mean over the
-    edit kinds). ``limit`` and ``scoring`` default to those the group's run was scored with (else the whole test
+    edit kinds; "per_kind": each kind by its own gates, into sets of its own, random draws independent per kind). ``limit`` and ``scoring`` default to those the group's run was scored with (else the whole test
     set, generation). ``seed`` draws the random head sets. ``overwrite`` retrains head-set folders that hold runs
     on other settings instead of refusing them.
     """
@@ -89,9 +92,16 @@ def run_causal_check(runs: SourceLike | Iterable[SourceLike], *, k: int, n_rando
                              "of one setting.")
     group = groups[0]
     consensus = consensus_table(add_groups(head_table(sources), groups))
-    kinds = [kind for kind in EDIT_KINDS if kind in set(consensus["kind"])] if rank_by == "both" else [rank_by]
-    scores = torch.stack([consensus_grid(consensus, group.name, kind, metric) for kind in kinds]).mean(dim=0)
-    head_sets = causal_head_sets(scores, k, n_random, seed)
+    present = [kind for kind in EDIT_KINDS if kind in set(consensus["kind"])]
+    if rank_by == "per_kind":
+        per_kind = {kind: causal_head_sets(consensus_grid(consensus, group.name, kind, metric), k, n_random, seed + i)
+                    for i, kind in enumerate(present)}
+        head_sets = {name: {kind: per_kind[kind][name] for kind in present} for name in per_kind[present[0]]}
+    else:
+        kinds = present if rank_by == "both" else [rank_by]
+        scores = torch.stack([consensus_grid(consensus, group.name, kind, metric) for kind in kinds]).mean(dim=0)
+        head_sets = {name: dict.fromkeys(present, heads)
+                     for name, heads in causal_head_sets(scores, k, n_random, seed).items()}
 
     reference = min(sources, key=lambda s: _seed(s))
     saved = reference.run.read_config()
@@ -124,7 +134,7 @@ def run_causal_check(runs: SourceLike | Iterable[SourceLike], *, k: int, n_rando
                 "output folder, or pass overwrite=True (--overwrite) to train these sets again.")
         if not differences and folder.is_run() and _matches(folder.root, wanted):
             continue
-        logger.info("causal check %s: training on %d heads (%s)", name, len(heads), config.heads)
+        logger.info("causal check %s: training on %s", name, config.heads)
         train_run(spec, config, folder.root, run_mode="train_eval", scoring=scoring, limit=limit,
                   progress=progress, method=method, overwrite=bool(differences))
         trained.append(name)
@@ -149,11 +159,12 @@ def run_causal_check(runs: SourceLike | Iterable[SourceLike], *, k: int, n_rando
     full_heads = ("every head" if train.keep_heads is None
                   else f"its kept heads (--keep_heads {train.keep_heads} per edit kind)")
     edited = torch.stack(list(reference.edit.selected_heads().values())).any(dim=0)
-    n_heads = {FULL: int(edited.sum()), ZERO_SHOT: 0} | {name: len(heads) for name, heads in head_sets.items()}
+    n_heads = {FULL: int(edited.sum()), ZERO_SHOT: 0} | {name: len(set().union(*sets.values()))
+                                                         for name, sets in head_sets.items()}
     all_heads = {FULL: full_heads, ZERO_SHOT: "none"}
     run_rows = pd.DataFrame([
         {"run": name, "n_heads": n_heads[name],
-         "heads": ",".join(head_name(h) for h in head_sets[name]) if name in head_sets else all_heads[name],
+         "heads": heads_spec(head_sets[name]) if name in head_sets else all_heads[name],
          "accuracy": 100 * sum(correct[name].values()) / len(correct[name]), "n_items": len(correct[name]),
          "folder": _shown(folders[name], output)} for name in folders])
     check = CausalCheck(group.name, table, run_rows, verdict, head_sets, correct, output, tuple(trained))
@@ -165,16 +176,16 @@ def run_causal_check(runs: SourceLike | Iterable[SourceLike], *, k: int, n_rando
     return check
 
 
-def restricted_config(train: TrainConfig, heads: HeadSet, n_edited: int) -> TrainConfig:
-    """The group's training settings on ``heads`` (both edit kinds): a sparsity target or final pruning
+def restricted_config(train: TrainConfig, heads: dict[str, HeadSet], n_edited: int) -> TrainConfig:
+    """The group's training settings on ``heads`` (a set per edit kind): a sparsity target or final pruning
     (``target_heads``, ``keep_heads``, counts or shares of the ``n_edited`` heads the group's runs could edit)
-    larger than the set is lowered to the set's size, so that a k-head run keeps its k heads."""
-    k = len(heads)
+    larger than the sets is lowered to their size, so that a k-head run keeps its k heads."""
+    k = max(len(kind_heads) for kind_heads in heads.values())
 
     def clamped(value: float | None, what: str) -> int | None:
         return None if value is None else min(head_count(value, n_edited, what), k)
 
-    return replace(train, heads=",".join(head_name(h) for h in heads),
+    return replace(train, heads=heads_spec(heads),
                    target_heads=clamped(train.target_heads, "the sparsity target"),
                    keep_heads=clamped(train.keep_heads, "keep_heads"))
 
@@ -240,13 +251,16 @@ def causal_markdown(check: CausalCheck, sources: list[EditSource], reference: Ed
                     metric: str, key: str, scoring: str, seed: int, alpha: float) -> str:
     """causal.md: how the sets were made and trained, the runs, the comparisons and the verdict."""
     seeds = sorted(_seed(s) for s in sources)
-    k = len(check.head_sets["top"])
+    k = max(len(heads) for heads in check.head_sets["top"].values())
     n_random = sum(name.startswith("random-") for name in check.head_sets)
     n_items = int(check.runs["n_items"].iloc[0])
-    ranked = "the mean over edit kinds of" if rank_by == "both" else f"the {rank_by} gates'"
+    ranked = {"both": "the mean over edit kinds of the", "per_kind": "each edit kind's own"}.get(
+        rank_by, f"the {rank_by} gates'")
+    restricted = ("each edit kind restricted to its own set (random draws independent per kind)"
+                  if rank_by == "per_kind" else "both edit kinds restricted to its heads")
     method = (f"Heads ranked by {ranked} consensus `{metric}` over {len(seeds)} seeds ({', '.join(map(str, seeds))}). "
               f"Head sets of k = {k}: the top-k, the bottom-k and {n_random} random draws (seed {seed}). Each set "
-              f"trains the group's settings (seed {_seed(reference)}) with both edit kinds restricted to its heads (a "
+              f"trains the group's settings (seed {_seed(reference)}) with {restricted} (a "
               f"sparsity target or pruning above k lowered to k); "
               f"`full` is the group's run of that seed ({reference.run.root}); `zero-shot` is the bare model. Every "
               f"run is scored on the same {n_items} test items ({scoring} scoring; correctness = `{key}`).")

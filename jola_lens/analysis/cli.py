@@ -75,6 +75,11 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
                              "the same test items, and write DIR/causal-<group>/causal.{csv,md} (resumable)")
     causal.add_argument("--causal-random", type=int, default=3, metavar="N",
                         help="random head sets per group (default: %(default)s)")
+    causal.add_argument("--causal-rank", choices=("per_kind", "additive", "multiplicative", "both"),
+                        default="per_kind",
+                        help="how heads are ranked: per_kind (default; each edit kind by its own gates' consensus, "
+                             "restricted to its own K heads), or one set for both kinds from the additive or "
+                             "multiplicative gates or their mean")
     causal.add_argument("--causal-limit", type=int, metavar="N",
                         help="test items per run (default: as many as the group's runs were scored on)")
     parser.set_defaults(func=run_analyze)
@@ -233,7 +238,7 @@ def _causal_section(sources: list[EditSource], groups: list[SeedGroup], args: ar
         folder = f"causal-{slug(group.name)}"
         check = run_causal_check([by_label[label] for label in group.runs], k=args.causal,
                                  n_random=args.causal_random, output_dir=Path(args.output) / folder,
-                                 limit=args.causal_limit)
+                                 limit=args.causal_limit, rank_by=args.causal_rank)
         print(f"  {group.name}: {check.verdict} (wrote {Path(args.output) / folder})")
         lines.append(f"- {group.name}: {check.verdict} ([causal.md]({folder}/causal.md))")
     return "\n".join(lines) + "\n"
