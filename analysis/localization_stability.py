@@ -350,11 +350,25 @@ def causal_summary(output: Path) -> pd.DataFrame:
         verdict = next(line for line in (table_path.parent / "causal.md").read_text().splitlines()
                        if line.startswith("**Verdict:**"))
         rows.append({"check": table_path.parent.parent.name, "k": _causal_k(table_path.parent / "causal.md"),
+                     "ranked by": _causal_ranking(table_path.parent / "causal.md"),
                      "top": table.loc[random, "acc_top"], "random (mean)": table.loc[random, "acc_other"],
                      "bottom": table.loc["top vs bottom", "acc_other"], "full": table.loc["top vs full", "acc_other"],
                      "zero-shot": table.loc["top vs zero-shot", "acc_other"], "p top vs random": table.loc[random, "p"],
                      "verdict": verdict.removeprefix("**Verdict:**").strip().rstrip(".")})
     return pd.DataFrame(rows)
+
+
+def _causal_ranking(causal_md: Path) -> str:
+    """How the check ranked heads (``--causal-rank``), read from its causal.md."""
+    match = re.search(r"Heads ranked by (.+?) consensus", causal_md.read_text())
+    if match is None:
+        return "?"
+    ranked = match.group(1)
+    if ranked == "each edit kind's own":
+        return "per kind"
+    if ranked.startswith("the mean over edit kinds"):
+        return "mean of kinds"
+    return ranked.removeprefix("the ").removesuffix(" gates'")
 
 
 def _causal_k(causal_md: Path) -> int:
@@ -390,7 +404,9 @@ def readme(output: Path, found: dict[str, list[Path]], markdown: str, verdicts: 
         "python analysis/localization_stability.py --stage confirm --settings shared_noise,no_noise --seeds 1,2,3",
         "python analysis/localization_stability.py --stage confirm --settings no_noise --seeds 4,5",
         "# the causal checks of one seed group (trains 2 + N runs), read into the table below:",
-        "jola-lens analyze runs/<setting>/<task>-seed* --output causal/<setting>-<task>[-k<K>] --causal K --causal-random 3",
+        ("jola-lens analyze runs/<setting>/<task>-seed* --output causal/<setting>-<task>[-k<K>][-per-kind] --causal K "
+         "--causal-random 3   # each kind ranked by its own gates (the default); earlier checks: --causal-rank "
+         "multiplicative"),
         f"python analysis/localization_stability.py --report --permutations {n_permutations}   # this file", "```",
         "", "Training resumes: the same command skips finished runs. The report reads only finished (scored) runs.",
         "", "## Runs per setting", "",

@@ -3,6 +3,7 @@ hand computations on planted selections."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import pandas as pd
@@ -128,8 +129,16 @@ def test_the_report_reads_each_causal_check_into_one_row(tmp_path):
     check = tmp_path / "causal" / "target_wide-sst2" / "causal-extra-SST-2"
     check.mkdir(parents=True)
     table.to_csv(check / "causal.csv", index=False)
-    (check / "causal.md").write_text(f"# Causal check\n\nHead sets of k = 27: ...\n\n**Verdict:** {verdict}.\n")
-    (row,) = study.causal_summary(tmp_path).to_dict("records")
+    (check / "causal.md").write_text(f"# Causal check\n\nHeads ranked by the multiplicative gates' consensus "
+                                     f"`mean_p_nonzero`. Head sets of k = 27: ...\n\n**Verdict:** {verdict}.\n")
+    per_kind = tmp_path / "causal" / "no_noise-sst2" / "causal-extra-SST-2"
+    shutil.copytree(check, per_kind)
+    text = (per_kind / "causal.md").read_text().replace("the multiplicative gates'", "each edit kind's own")
+    (per_kind / "causal.md").write_text(text)
+    rows = study.causal_summary(tmp_path).to_dict("records")
+    assert [(row["check"], row["ranked by"]) for row in rows] == [("no_noise-sst2", "per kind"),
+                                                                   ("target_wide-sst2", "multiplicative")]
+    row = rows[1]
     assert (row["check"], row["k"], row["top"], row["bottom"], row["full"], row["zero-shot"]) == (
         "target_wide-sst2", 27, 100.0, 25.0, 100.0, 0.0)
     assert row["random (mean)"] == pytest.approx(62.5) and row["verdict"] == verdict
