@@ -212,7 +212,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                "vectors from zero, no gate noise (head selection that reproduces and follows the task) "
                "(default: none)")
     _flag(gates, "heads", default=None, metavar="SPEC|FILE",
-          help="edit only these heads, e.g. L12H3,L20H0, or a head file (JSON with n_layers, n_heads, heads); "
+          help="edit only these heads, e.g. L12H3,L20H0, one set per edit kind "
+               "(additive:L0H1,L2H3;multiplicative:L12H3), or a head file (JSON with n_layers, n_heads, heads); "
                "every other head stays exactly unedited (default: all heads)")
     add_method_flags(parser)
     parser.set_defaults(func=run_train)
