@@ -3,8 +3,8 @@
 From the runs of one task that differ only in seed, rank the heads by their consensus over seeds
 (:func:`~jola_lens.analysis.consensus.consensus_grid`), build the top-k, bottom-k and random-k head sets
 (:func:`~jola_lens.analysis.causal.causal_head_sets`), train one run per set through the ordinary pipeline with
-the group's settings (its lowest seed; both edit kinds restricted to the set, a sparsity target or pruning larger
-than the set lowered to its size: :func:`restricted_config`), and score every run, the group's
+the group's settings (its lowest seed; each edit kind restricted to its own set, or both kinds to one shared set, a
+sparsity target or pruning larger than the set lowered to its size: :func:`restricted_config`), and score every run, the group's
 run of that seed ("full") and the bare model ("zero-shot") on the same test items. Per-item correctness is read
 from each run's predictions.jsonl and compared by :func:`~jola_lens.analysis.causal.causal_table`.
 
@@ -79,7 +79,8 @@ def run_causal_check(runs: SourceLike | Iterable[SourceLike], *, k: int, n_rando
     """Train and score the causal check of one seed group (run folders of one task differing only in seed).
 
     Heads are ranked by the group's consensus ``metric`` of the ``rank_by`` gates ("both": the mean over the
-    edit kinds; "per_kind": each kind by its own gates, into sets of its own, random draws independent per kind). ``limit`` and ``scoring`` default to those the group's run was scored with (else the whole test
+    edit kinds; "per_kind": each kind by its own gates, into sets of its own, random draws independent per kind).
+    ``limit`` and ``scoring`` default to those the group's run was scored with (else the whole test
     set, generation). ``seed`` draws the random head sets. ``overwrite`` retrains head-set folders that hold runs
     on other settings instead of refusing them.
     """
