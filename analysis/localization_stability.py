@@ -398,6 +398,7 @@ def readme(output: Path, found: dict[str, list[Path]], markdown: str, verdicts: 
         "## Commands", "", "```",
         ("python analysis/localization_stability.py --stage screen "
          "--settings paper,target_const,target_gentle,target_wide,fast,delay_const"),
+        "python analysis/localization_stability.py --stage screen --settings high_vector_lr,paper_no_noise,paper_long",
         "python analysis/localization_stability.py --stage confirm --settings target_wide,paper",
         "python analysis/localization_stability.py --stage confirm --settings target_wide_keep   # prunes, scores",
         "python analysis/localization_stability.py --stage confirm --settings target_zero_keep --seeds 1,2,3",
