@@ -3,10 +3,10 @@
 From the runs of one task that differ only in seed, rank the heads by their consensus over seeds
 (:func:`~jola_lens.analysis.consensus.consensus_grid`), build the top-k, bottom-k and random-k head sets
 (:func:`~jola_lens.analysis.causal.causal_head_sets`), train one run per set through the ordinary pipeline with
-the group's settings (its lowest seed; each edit kind restricted to its own set, or both kinds to one shared set, a
-sparsity target or pruning larger than the set lowered to its size: :func:`restricted_config`), and score every run, the group's
-run of that seed ("full") and the bare model ("zero-shot") on the same test items. Per-item correctness is read
-from each run's predictions.jsonl and compared by :func:`~jola_lens.analysis.causal.causal_table`.
+the group's settings (its lowest seed; each edit kind restricted to its own set, or both kinds to one shared set,
+a sparsity target or pruning larger than the set lowered to its size: :func:`restricted_config`), and score every
+run, the group's run of that seed ("full") and the bare model ("zero-shot") on the same test items. Per-item
+correctness is read from each run's predictions.jsonl and compared by :func:`~jola_lens.analysis.causal.causal_table`.
 
 Layout of ``output_dir``::
 
